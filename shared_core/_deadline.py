@@ -1,0 +1,142 @@
+"""Enforcing one deadline over a whole HTTP call (private to ``shared_core.clients``).
+
+urllib3's timeouts bound each socket wait, not a call: a server that trickles
+its headers or body, or a long Retry-After, can hold a caller far past any
+budget. Here each call registers with one shared watchdog thread, and the
+connection in use records itself on the call; when the deadline passes the
+watchdog shuts that socket down, so the blocked read returns at once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import heapq
+import itertools
+import socket
+import threading
+import time
+from contextvars import ContextVar
+from typing import Any
+
+from urllib3 import HTTPHeaderDict
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+
+from shared_core.context import DEADLINE_HEADER, Deadline
+
+__all__ = ["Call", "current_call", "watched_pool_classes"]
+
+#: Shortest timeout handed to a socket once a budget is nearly spent.
+MIN_SOCKET_TIMEOUT = 0.001
+
+
+class Call:
+    """The state of one client call: its deadline, and whether it may be retried."""
+
+    def __init__(self, deadline: Deadline | None, idempotent: bool) -> None:
+        self.deadline = deadline
+        self.idempotent = idempotent
+        self.expired = False
+        self._lock = threading.Lock()
+        self._connection: HTTPConnection | None = None
+        self._finished = False
+
+    def remaining(self) -> float | None:
+        """Seconds left, or ``None`` without a deadline."""
+        return None if self.deadline is None else self.deadline.remaining()
+
+    def attach(self, connection: HTTPConnection) -> None:
+        with self._lock:
+            self._connection = connection
+
+    def finish(self) -> None:
+        with self._lock:
+            self._finished = True
+            self._connection = None
+
+    def abort(self) -> None:
+        """Called by the watchdog at the deadline: break the connection in use."""
+        with self._lock:
+            if self._finished:
+                return
+            self.expired = True
+            sock = getattr(self._connection, "sock", None)
+            if sock is not None:
+                with contextlib.suppress(OSError):  # already closed by the peer or by urllib3
+                    sock.shutdown(socket.SHUT_RDWR)
+
+
+current_call: ContextVar[Call | None] = ContextVar("shared_core_http_call", default=None)
+
+
+class _Watchdog:
+    """One daemon thread that aborts calls whose deadline has passed."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._heap: list[tuple[float, int, Call]] = []
+        self._ids = itertools.count()
+        self._thread: threading.Thread | None = None
+
+    def watch(self, call: Call) -> None:
+        if call.deadline is None:
+            return
+        with self._cond:
+            entry = (call.deadline.expires_at, next(self._ids), call)
+            heapq.heappush(self._heap, entry)
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._run, name="shared-core-deadline", daemon=True)
+                self._thread.start()
+            if self._heap[0] is entry:
+                self._cond.notify()
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while not self._heap or self._heap[0][0] > time.monotonic():
+                    self._cond.wait(self._heap[0][0] - time.monotonic() if self._heap else None)
+                _, _, call = heapq.heappop(self._heap)
+            call.abort()
+
+
+watchdog = _Watchdog()
+
+
+class _WatchedConnectionMixin:
+    """Records itself on the current call and fits each attempt into its budget."""
+
+    timeout: Any
+
+    def request(self, method: str, url: str, body: Any = None, headers: Any = None, **kwargs: Any) -> None:
+        call = current_call.get()
+        if call is not None:
+            call.attach(self)  # type: ignore[arg-type]
+            remaining = call.remaining()
+            if remaining is not None:
+                budget = max(remaining, MIN_SOCKET_TIMEOUT)
+                if isinstance(self.timeout, int | float):
+                    self.timeout = min(self.timeout, budget)
+                if headers is not None:
+                    headers = HTTPHeaderDict(headers)
+                    headers[DEADLINE_HEADER] = f"{max(remaining, 0.0):.3f}"
+        super().request(method, url, body=body, headers=headers, **kwargs)  # type: ignore[misc]
+
+
+class _WatchedHTTPConnection(_WatchedConnectionMixin, HTTPConnection):
+    pass
+
+
+class _WatchedHTTPSConnection(_WatchedConnectionMixin, HTTPSConnection):
+    pass
+
+
+class _WatchedHTTPConnectionPool(HTTPConnectionPool):
+    ConnectionCls = _WatchedHTTPConnection
+
+
+class _WatchedHTTPSConnectionPool(HTTPSConnectionPool):
+    ConnectionCls = _WatchedHTTPSConnection
+
+
+#: Pool classes for urllib3's PoolManager.pool_classes_by_scheme.
+watched_pool_classes = {"http": _WatchedHTTPConnectionPool, "https": _WatchedHTTPSConnectionPool}

@@ -1,0 +1,70 @@
+"""System checks that catch misuse of BaseModel before it loses or leaks rows."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from django.apps import AppConfig, apps
+from django.core import checks
+
+from shared_core.models import BaseModel, SoftDeleteManager
+
+__all__ = ["check_soft_delete_models"]
+
+
+def check_soft_delete_models(
+    app_configs: Sequence[AppConfig] | None = None, **kwargs: Any
+) -> list[checks.CheckMessage]:
+    """Report BaseModel subclasses whose managers or unique fields defeat soft delete.
+
+    - ``shared_core.E001``: the default manager is not a filtering ``SoftDeleteManager``
+      (for example ``objects = models.Manager()``), so deleted rows leak into
+      queries and reverse relations, and ``queryset.delete()`` is a hard delete.
+    - ``shared_core.E002``: a filtering ``SoftDeleteManager`` is marked
+      ``use_in_migrations``, so data migrations would not see deleted rows.
+    - ``shared_core.W001``: a ``unique=True`` field also counts deleted rows, so a
+      value can never be reused; ``live_unique()`` counts live rows only.
+    """
+    configs: Iterable[AppConfig] = app_configs if app_configs is not None else apps.get_app_configs()
+    errors: list[checks.CheckMessage] = []
+    for config in configs:
+        for model in config.get_models():
+            if issubclass(model, BaseModel):
+                errors.extend(_check_model(model))
+    return errors
+
+
+def _check_model(model: type[BaseModel]) -> list[checks.CheckMessage]:
+    errors: list[checks.CheckMessage] = []
+    default = model._default_manager
+    if not isinstance(default, SoftDeleteManager) or default.include_deleted:
+        errors.append(
+            checks.Error(
+                f"{model._meta.label}'s default manager {default.name!r} does not hide soft-deleted rows.",
+                hint="Keep `objects = SoftDeleteManager()` first; subclass SoftDeleteManager for custom managers.",
+                obj=model,
+                id="shared_core.E001",
+            )
+        )
+    for manager in model._meta.managers:
+        if isinstance(manager, SoftDeleteManager) and not manager.include_deleted and manager.use_in_migrations:
+            errors.append(
+                checks.Error(
+                    f"{model._meta.label}.{manager.name} filters out deleted rows and is used in migrations.",
+                    hint="Set use_in_migrations = False so data migrations see every row.",
+                    obj=model,
+                    id="shared_core.E002",
+                )
+            )
+    for field in model._meta.local_fields:
+        if field.unique and not field.primary_key:
+            errors.append(
+                checks.Warning(
+                    f"{model._meta.label}.{field.name} is unique across deleted rows too.",
+                    hint=f'Use Meta.constraints = [live_unique("{field.name}")] so the value can be reused.',
+                    obj=model,
+                    id="shared_core.W001",
+                )
+            )
+    return errors

@@ -1,0 +1,412 @@
+"""HTTPClient: calls between services that retry safely inside one deadline.
+
+Built on a pooled ``requests.Session`` and ``urllib3.util.retry.Retry``, plus
+what those lack: an overall deadline that holds whatever the upstream does,
+POST/PATCH retried only with an ``Idempotency-Key``, the request id and the
+remaining budget sent downstream, and errors that never name the token.
+
+Callers catch ``HTTPClientError`` and its subclasses only; no requests or
+urllib3 exception leaves this module.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Mapping
+from http.cookiejar import DefaultCookiePolicy
+from types import TracebackType
+from typing import Any, Final, Self
+from urllib.parse import urlsplit
+
+import requests
+from requests.adapters import HTTPAdapter
+from urllib3 import BaseHTTPResponse
+from urllib3.connectionpool import ConnectionPool
+from urllib3.exceptions import ConnectTimeoutError, NewConnectionError, ReadTimeoutError
+from urllib3.util.retry import Retry
+
+from shared_core._deadline import Call, current_call, watchdog, watched_pool_classes
+from shared_core.context import REQUEST_ID_HEADER, Deadline, get_deadline, get_request_id
+
+__all__ = [
+    "DEFAULT_BACKOFF_FACTOR",
+    "DEFAULT_BACKOFF_JITTER",
+    "DEFAULT_BACKOFF_MAX",
+    "DEFAULT_DEADLINE",
+    "DEFAULT_POOL_MAXSIZE",
+    "DEFAULT_RETRIES",
+    "DEFAULT_RETRY_AFTER_MAX",
+    "DEFAULT_TIMEOUT",
+    "IDEMPOTENCY_KEY_HEADER",
+    "IDEMPOTENT_METHODS",
+    "RETRY_STATUSES",
+    "HTTPClient",
+    "HTTPClientError",
+    "HTTPConnectionError",
+    "HTTPDeadlineExceeded",
+    "HTTPDecodeError",
+    "HTTPStatusError",
+    "HTTPTimeoutError",
+    "set_testing",
+]
+
+logger = logging.getLogger(__name__)
+
+#: (connect, read) seconds for each attempt; Django setting ``HTTP_CLIENT_TIMEOUT``.
+DEFAULT_TIMEOUT: Final = (3.05, 10.0)
+#: Retries after the first attempt (0: none); Django setting ``HTTP_CLIENT_RETRIES``.
+DEFAULT_RETRIES: Final = 3
+#: Backoff before retry n is ``factor * 2 ** (n - 1)`` seconds (none before the first); ``HTTP_CLIENT_BACKOFF_FACTOR``.
+DEFAULT_BACKOFF_FACTOR: Final = 0.2
+#: Random seconds in [0, jitter) added to each backoff so callers do not retry in lockstep.
+DEFAULT_BACKOFF_JITTER: Final = 0.1
+#: Longest backoff between two attempts, in seconds.
+DEFAULT_BACKOFF_MAX: Final = 5.0
+#: Longest Retry-After honoured, in seconds; longer values are cut to it.
+DEFAULT_RETRY_AFTER_MAX: Final = 5
+#: Budget in seconds for a whole call, attempts and sleeps included; ``HTTP_CLIENT_DEADLINE``.
+DEFAULT_DEADLINE: Final = 15.0
+#: Connections kept per upstream host (one per gunicorn thread is enough).
+DEFAULT_POOL_MAXSIZE: Final = 16
+
+#: Statuses that are retried (Retry-After honoured on 429 and 503).
+RETRY_STATUSES: Final = frozenset({429, 502, 503, 504})
+#: Methods retried without further proof that a repeat is harmless.
+IDEMPOTENT_METHODS: Final = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
+#: A POST or PATCH carrying this header is retried too; the server must deduplicate on it.
+IDEMPOTENCY_KEY_HEADER: Final = "Idempotency-Key"
+
+_testing = False
+
+
+def set_testing(enabled: bool) -> None:
+    """Turn backoff and Retry-After sleeps off (``True``) or on, so test suites never wait."""
+    global _testing
+    _testing = enabled
+
+
+class HTTPClientError(Exception):
+    """Base of every error HTTPClient raises; ``method`` and ``path`` say which call failed."""
+
+    def __init__(self, message: str, *, method: str, path: str) -> None:
+        super().__init__(f"{method} {path}: {message}")
+        self.method = method
+        self.path = path
+
+
+class HTTPConnectionError(HTTPClientError):
+    """The upstream could not be reached, or broke the connection (refused, reset, DNS)."""
+
+
+class HTTPTimeoutError(HTTPClientError):
+    """An attempt timed out connecting or waiting for the upstream."""
+
+
+class HTTPDeadlineExceeded(HTTPTimeoutError):
+    """The call's overall deadline was spent, whatever the upstream was doing."""
+
+
+class HTTPStatusError(HTTPClientError):
+    """The final response had a non-2xx status (raised by ``get_json`` and ``post_json``)."""
+
+    def __init__(self, message: str, *, method: str, path: str, response: requests.Response) -> None:
+        super().__init__(message, method=method, path=path)
+        self.response = response
+        self.status_code = response.status_code
+
+
+class HTTPDecodeError(HTTPClientError):
+    """A 2xx response whose body is not JSON."""
+
+
+class _DeadlineSpent(Exception):
+    """Raised inside urllib3's retry loop once the budget cannot cover another attempt."""
+
+
+class _ServiceRetry(Retry):
+    """Retry that respects the current call: its deadline, its idempotency, the testing switch."""
+
+    def _is_method_retryable(self, method: str) -> bool:
+        if method.upper() in IDEMPOTENT_METHODS:
+            return True
+        call = current_call.get()
+        return call is not None and call.idempotent
+
+    def increment(
+        self,
+        method: str | None = None,
+        url: str | None = None,
+        response: BaseHTTPResponse | None = None,
+        error: Exception | None = None,
+        _pool: ConnectionPool | None = None,
+        _stacktrace: TracebackType | None = None,
+    ) -> Self:
+        call = current_call.get()
+        remaining = call.remaining() if call is not None else None
+        if call is not None and (call.expired or (remaining is not None and remaining <= 0)):
+            raise _DeadlineSpent
+        new = super().increment(method, url, response, error, _pool, _stacktrace)
+        cause = f"status {response.status}" if response is not None else type(error).__name__
+        logger.warning("retrying %s %s after %s", method, urlsplit(url or "").path, cause)
+        return new
+
+    def sleep(self, response: Any = None) -> None:
+        wait = (self.get_retry_after(response) if self.respect_retry_after_header and response else None) or 0.0
+        wait = wait or self.get_backoff_time()
+        call = current_call.get()
+        remaining = call.remaining() if call is not None else None
+        if remaining is not None and wait >= remaining:
+            raise _DeadlineSpent
+        if wait > 0 and not _testing:
+            time.sleep(wait)
+
+
+class _WatchedAdapter(HTTPAdapter):
+    """An adapter whose pools use connections the deadline watchdog can break."""
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = watched_pool_classes
+
+
+class _NoCookies(DefaultCookiePolicy):
+    """Services authenticate with tokens; a cookie from one call must not ride along on the next."""
+
+    def set_ok(self, cookie: Any, request: Any) -> bool:
+        return False
+
+
+_UNSET: Any = object()
+
+
+def _setting(name: str, default: Any) -> Any:
+    from django.conf import settings
+
+    return getattr(settings, name, default) if settings.configured else default
+
+
+class HTTPClient:
+    """A client for one upstream service.
+
+    ``base_url``: the upstream's root, e.g. ``http://user-service:8000``; call
+    paths are relative to it, and an absolute URL as a path is refused so the
+    token never goes to another host.
+
+    Each default below comes from the named Django setting when settings are
+    configured, else from the module constant:
+
+    - ``timeout`` (``HTTP_CLIENT_TIMEOUT``, ``DEFAULT_TIMEOUT``): seconds per
+      attempt, a number or a (connect, read) pair; must be positive.
+    - ``retries`` (``HTTP_CLIENT_RETRIES``, ``DEFAULT_RETRIES``): retries after
+      the first attempt; ``0`` means one attempt only.
+    - ``backoff_factor`` (``HTTP_CLIENT_BACKOFF_FACTOR``, ``DEFAULT_BACKOFF_FACTOR``):
+      exponential backoff, see ``DEFAULT_BACKOFF_FACTOR``; ``0`` retries at once.
+    - ``deadline`` (``HTTP_CLIENT_DEADLINE``, ``DEFAULT_DEADLINE``): seconds for
+      a whole call; ``None`` leaves only the per-attempt timeouts and the
+      incoming request's deadline. An incoming deadline shorter than this wins.
+    - ``token``: sent as ``Authorization: Bearer <token>``; ``None`` takes
+      ``SERVICE_AUTH_TOKEN``, then ``AUTH_TOKEN``; with neither, no header.
+
+    One client holds one pooled session, safe to share between threads.
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        timeout: float | tuple[float, float] = _UNSET,
+        retries: int = _UNSET,
+        backoff_factor: float = _UNSET,
+        deadline: float | None = _UNSET,
+        token: str | None = None,
+        retry_after_max: int = DEFAULT_RETRY_AFTER_MAX,
+        pool_maxsize: int = DEFAULT_POOL_MAXSIZE,
+    ) -> None:
+        parts = urlsplit(base_url)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ValueError(f"base_url must be an http(s) URL with a host, got {base_url!r}")
+        self.base_url = base_url.rstrip("/")
+        self.timeout = _check_timeout(
+            _setting("HTTP_CLIENT_TIMEOUT", DEFAULT_TIMEOUT) if timeout is _UNSET else timeout
+        )
+        self.retries = _setting("HTTP_CLIENT_RETRIES", DEFAULT_RETRIES) if retries is _UNSET else retries
+        if backoff_factor is _UNSET:
+            backoff_factor = _setting("HTTP_CLIENT_BACKOFF_FACTOR", DEFAULT_BACKOFF_FACTOR)
+        self.deadline = _setting("HTTP_CLIENT_DEADLINE", DEFAULT_DEADLINE) if deadline is _UNSET else deadline
+        if self.retries < 0 or backoff_factor < 0 or (self.deadline is not None and self.deadline <= 0):
+            raise ValueError("retries and backoff_factor must be >= 0 and deadline > 0 (or None)")
+        self._token = token or _setting("SERVICE_AUTH_TOKEN", None) or _setting("AUTH_TOKEN", None)
+        self._session = self._make_session(backoff_factor, retry_after_max, pool_maxsize)
+
+    def __repr__(self) -> str:
+        token = "set" if self._token else "none"
+        return f"HTTPClient({self.base_url!r}, timeout={self.timeout!r}, deadline={self.deadline!r}, token={token})"
+
+    def _make_session(self, backoff_factor: float, retry_after_max: int, pool_maxsize: int) -> requests.Session:
+        retry = _ServiceRetry(
+            total=self.retries,
+            connect=self.retries,
+            read=self.retries,
+            status=self.retries,
+            other=0,
+            redirect=0,
+            allowed_methods=IDEMPOTENT_METHODS,
+            status_forcelist=RETRY_STATUSES,
+            backoff_factor=backoff_factor,
+            backoff_jitter=DEFAULT_BACKOFF_JITTER if backoff_factor else 0.0,
+            backoff_max=DEFAULT_BACKOFF_MAX,
+            retry_after_max=retry_after_max,
+            raise_on_status=False,
+            respect_retry_after_header=True,
+        )
+        adapter = _WatchedAdapter(max_retries=retry, pool_connections=1, pool_maxsize=pool_maxsize)
+        session = requests.Session()
+        session.trust_env = False  # no proxies or netrc from the environment
+        session.cookies.set_policy(_NoCookies())
+        session.mount("http://", adapter)
+        session.mount("https://", adapter)
+        return session
+
+    def close(self) -> None:
+        """Close the pooled connections."""
+        self._session.close()
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        deadline: float | None = _UNSET,
+        idempotency_key: str | bool | None = None,
+        **kwargs: Any,
+    ) -> requests.Response:
+        """Send one call and return its final response, whatever its status.
+
+        ``kwargs`` are requests' (``params``, ``json``, ``data``, ``files``,
+        ``headers``, ``timeout``, ``allow_redirects``); ``stream`` is refused
+        because the body must be read inside the deadline. ``deadline``
+        overrides the client's for this call. ``idempotency_key``: a string to
+        send as ``Idempotency-Key``, ``True`` to generate one, so a POST or
+        PATCH may be retried. Raises ``HTTPConnectionError``,
+        ``HTTPTimeoutError`` or ``HTTPDeadlineExceeded`` for transport failures.
+        """
+        method = method.upper()
+        if kwargs.pop("stream", False):
+            raise TypeError("HTTPClient reads bodies inside the deadline; stream=True is not supported")
+        url = self._url(path)
+        headers = dict(kwargs.pop("headers", None) or {})
+        if idempotency_key:
+            headers[IDEMPOTENCY_KEY_HEADER] = uuid.uuid4().hex if idempotency_key is True else str(idempotency_key)
+        request_id = get_request_id()
+        if request_id:
+            headers[REQUEST_ID_HEADER] = request_id
+        if self._token:
+            headers["Authorization"] = f"Bearer {self._token}"
+        budget = self.deadline if deadline is _UNSET else deadline
+        call_deadline = Deadline.after(budget) if budget is not None else None
+        incoming = get_deadline()
+        call_deadline = call_deadline.earliest(incoming) if call_deadline else incoming
+        idempotent = method in IDEMPOTENT_METHODS or any(k.lower() == "idempotency-key" for k in headers)
+        call = Call(call_deadline, idempotent)
+        if call_deadline is not None and call_deadline.expired:
+            raise HTTPDeadlineExceeded("deadline already spent before sending", method=method, path=path)
+        kwargs.setdefault("timeout", self.timeout)
+        token = current_call.set(call)
+        watchdog.watch(call)
+        try:
+            response = self._session.request(method, url, headers=headers, **kwargs)
+            if call.expired:  # the watchdog cut the connection; what was read may be truncated
+                raise _DeadlineSpent
+            return response
+        except _DeadlineSpent:
+            raise HTTPDeadlineExceeded("deadline spent", method=method, path=path) from None
+        except requests.RequestException as exc:
+            raise _translate(exc, call, method, path) from None
+        finally:
+            call.finish()
+            current_call.reset(token)
+
+    def get(self, path: str, **kwargs: Any) -> requests.Response:
+        """GET ``path``; see ``request``."""
+        return self.request("GET", path, **kwargs)
+
+    def post(self, path: str, **kwargs: Any) -> requests.Response:
+        """POST ``path``; retried only with an ``Idempotency-Key``; see ``request``."""
+        return self.request("POST", path, **kwargs)
+
+    def put(self, path: str, **kwargs: Any) -> requests.Response:
+        """PUT ``path``; see ``request``."""
+        return self.request("PUT", path, **kwargs)
+
+    def patch(self, path: str, **kwargs: Any) -> requests.Response:
+        """PATCH ``path``; retried only with an ``Idempotency-Key``; see ``request``."""
+        return self.request("PATCH", path, **kwargs)
+
+    def delete(self, path: str, **kwargs: Any) -> requests.Response:
+        """DELETE ``path``; see ``request``."""
+        return self.request("DELETE", path, **kwargs)
+
+    def get_json(self, path: str, params: Mapping[str, Any] | None = None, **kwargs: Any) -> Any:
+        """GET ``path`` and return its parsed JSON (``None`` for an empty 2xx body).
+
+        Raises ``HTTPStatusError`` for a non-2xx final status and
+        ``HTTPDecodeError`` for a body that is not JSON.
+        """
+        return _json_of(self.get(path, params=params, **kwargs), "GET", path)
+
+    def post_json(self, path: str, payload: Any, **kwargs: Any) -> Any:
+        """POST ``payload`` as the JSON body and return the parsed JSON reply; raises as ``get_json``."""
+        return _json_of(self.post(path, json=payload, **kwargs), "POST", path)
+
+    def _url(self, path: str) -> str:
+        if urlsplit(path).scheme or path.startswith("//"):
+            raise ValueError(f"path must be relative to base_url, got {path!r}")
+        return f"{self.base_url}/{path.lstrip('/')}"
+
+
+def _check_timeout(value: Any) -> float | tuple[float, float]:
+    values = value if isinstance(value, tuple | list) else (value,)
+    if len(values) not in (1, 2) or not all(isinstance(v, int | float) and v > 0 for v in values):
+        raise ValueError(f"timeout must be a positive number or a (connect, read) pair, got {value!r}")
+    return (float(values[0]), float(values[1])) if len(values) == 2 else float(values[0])
+
+
+def _reason(exc: BaseException) -> BaseException:
+    """The innermost urllib3 reason behind a requests exception."""
+    seen = exc
+    for _ in range(5):
+        inner = getattr(seen, "reason", None) or (seen.args[0] if seen.args else None)
+        if not isinstance(inner, BaseException):
+            break
+        seen = inner
+    return seen
+
+
+def _translate(exc: requests.RequestException, call: Call, method: str, path: str) -> HTTPClientError:
+    """Map a requests exception onto HTTPClientError, with a message that carries no secrets."""
+    if call.expired:
+        return HTTPDeadlineExceeded("deadline spent while waiting for the upstream", method=method, path=path)
+    reason = _reason(exc)
+    # NewConnectionError subclasses ConnectTimeoutError in urllib3 2, so it must be tested first.
+    if isinstance(reason, NewConnectionError):
+        return HTTPConnectionError("could not connect (refused or unreachable)", method=method, path=path)
+    if isinstance(exc, requests.ConnectTimeout) or isinstance(reason, ConnectTimeoutError):
+        return HTTPTimeoutError("timed out connecting", method=method, path=path)
+    if isinstance(exc, requests.Timeout) or isinstance(reason, ReadTimeoutError):
+        return HTTPTimeoutError("timed out waiting for a response", method=method, path=path)
+    if isinstance(exc, requests.ConnectionError | requests.exceptions.ChunkedEncodingError):
+        return HTTPConnectionError("connection failed or broke", method=method, path=path)
+    return HTTPClientError(f"request failed ({type(exc).__name__})", method=method, path=path)
+
+
+def _json_of(response: requests.Response, method: str, path: str) -> Any:
+    if not 200 <= response.status_code < 300:
+        raise HTTPStatusError(f"status {response.status_code}", method=method, path=path, response=response)
+    if not response.content:
+        return None
+    try:
+        return response.json()
+    except ValueError:
+        raise HTTPDecodeError(f"status {response.status_code} body is not JSON", method=method, path=path) from None

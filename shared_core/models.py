@@ -1,0 +1,295 @@
+"""BaseModel: UUID keys, timestamps and a soft delete that never loses a row.
+
+Contract:
+
+- ``Model.objects`` sees live rows only; ``Model.all_objects`` sees every row.
+  Django's base manager stays unfiltered, so a forward foreign key to a
+  soft-deleted row still resolves, while reverse relations and
+  ``prefetch_related`` (built on ``objects``) hide deleted rows.
+- ``instance.delete()`` and ``queryset.delete()`` are soft: bulk UPDATEs, never
+  a SQL ``DELETE``. Only ``hard_delete()`` removes rows.
+- Soft delete cascades to ``on_delete=CASCADE`` children that are BaseModels
+  (soft, never nulling a key); other relations are left alone because the
+  parent row still exists. Every row a deletion touches gets the same
+  ``deleted_at`` stamp, which is how ``restore()`` brings back exactly that
+  deletion's rows and not children deleted on their own earlier.
+- ``queryset.update()`` advances ``updated_at`` unless you set it yourself.
+- ``live_unique("email")`` declares uniqueness among live rows only.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import Counter
+from collections.abc import Iterator, Mapping
+from datetime import datetime
+from typing import Any, TypeVar, cast
+
+from django.db import models, router, transaction
+from django.db.models.lookups import Exact
+from django.db.models.sql.where import AND
+from django.dispatch import Signal
+from django.utils import timezone
+
+from shared_core.signals import post_restore, post_soft_delete
+
+__all__ = [
+    "BaseModel",
+    "SoftDeleteManager",
+    "SoftDeleteQuerySet",
+    "live_unique",
+]
+
+_M = TypeVar("_M", bound="BaseModel")
+
+#: What a delete or restore returns: rows changed in all, and per model label.
+DeleteResult = tuple[int, dict[str, int]]
+
+
+class SoftDeleteQuerySet(models.QuerySet[_M]):
+    """A queryset whose ``delete()`` is soft and whose ``update()`` stamps ``updated_at``."""
+
+    def active(self) -> SoftDeleteQuerySet[_M]:
+        """Live rows of this queryset."""
+        return self.filter(is_deleted=False)
+
+    def deleted(self) -> SoftDeleteQuerySet[_M]:
+        """Soft-deleted rows of this queryset (drops the live-rows filter of ``objects``)."""
+        return self.with_deleted().filter(is_deleted=True)
+
+    def with_deleted(self) -> SoftDeleteQuerySet[_M]:
+        """This queryset without the live-rows filter that ``Model.objects`` adds.
+
+        Other filters, including those of a related manager, are kept. A
+        queryset whose top-level filters are OR-ed cannot be widened safely
+        and raises ``TypeError``; call ``with_deleted()`` before combining.
+        """
+        clone = self.all()
+        where = clone.query.where
+        kept = [child for child in where.children if not self._is_live_filter(child)]
+        if where.connector == AND and not where.negated:
+            where.children = kept
+        if self._has_live_filter(where):
+            raise TypeError("with_deleted() must be called before querysets are OR-ed together")
+        return clone
+
+    def _has_live_filter(self, node: object) -> bool:
+        children = getattr(node, "children", None)
+        if children is None:
+            return self._is_live_filter(node)
+        return any(self._has_live_filter(child) for child in children)
+
+    def _is_live_filter(self, node: object) -> bool:
+        return (
+            isinstance(node, Exact)
+            and getattr(node.lhs, "alias", None) == self.query.base_table
+            and getattr(getattr(node.lhs, "target", None), "name", None) == "is_deleted"
+            and node.rhs is False
+        )
+
+    def update(self, **kwargs: Any) -> int:
+        """Update rows in bulk; ``updated_at`` is set to now unless given."""
+        kwargs.setdefault("updated_at", timezone.now())
+        return super().update(**kwargs)
+
+    def bulk_update(self, objs: Any, fields: Any, batch_size: int | None = None) -> int:
+        """Like Django's, and also stamps and saves ``updated_at`` on every object."""
+        objs = list(objs)
+        now = timezone.now()
+        for obj in objs:
+            obj.updated_at = now
+        fields = [*fields, "updated_at"] if "updated_at" not in fields else list(fields)
+        return super().bulk_update(objs, fields, batch_size=batch_size)
+
+    def delete(self) -> DeleteResult:
+        """Soft-delete the live rows here and their cascade; returns Django's (total, per model)."""
+        self._refuse_sliced("delete")
+        result, _ = _soft_delete(self.model, self.with_deleted().filter(is_deleted=False), self.db)
+        return result
+
+    def restore(self) -> DeleteResult:
+        """Restore the deleted rows here, each with exactly what its deletion cascaded to."""
+        self._refuse_sliced("restore")
+        roots = self.with_deleted().filter(is_deleted=True)
+        total: Counter[str] = Counter()
+        for stamp in roots.values_list("deleted_at", flat=True).order_by().distinct():
+            total.update(_restore(self.model, roots.filter(deleted_at=stamp), stamp, self.db))
+        return sum(total.values()), dict(total)
+
+    def hard_delete(self) -> tuple[int, dict[str, int]]:
+        """Physically delete these rows, with Django's usual cascade (the only real DELETE)."""
+        return super().delete()
+
+    def _refuse_sliced(self, what: str) -> None:
+        if self.query.is_sliced:
+            raise TypeError(f"Cannot use 'limit' or 'offset' with {what}().")
+
+
+class SoftDeleteManager(models.Manager[_M]):
+    """The manager of BaseModel.
+
+    ``SoftDeleteManager()`` (the default, ``objects``) returns live rows only;
+    ``SoftDeleteManager(include_deleted=True)`` (``all_objects``) returns every row.
+    """
+
+    _queryset_class = SoftDeleteQuerySet
+
+    def __init__(self, *, include_deleted: bool = False) -> None:
+        super().__init__()
+        self.include_deleted = include_deleted
+
+    def get_queryset(self) -> SoftDeleteQuerySet[_M]:
+        """Live rows, or every row when the manager was made with ``include_deleted``."""
+        queryset = cast(SoftDeleteQuerySet[_M], super().get_queryset())
+        return queryset if self.include_deleted else queryset.filter(is_deleted=False)
+
+    def active(self) -> SoftDeleteQuerySet[_M]:
+        """Live rows."""
+        return self.get_queryset().active()
+
+    def deleted(self) -> SoftDeleteQuerySet[_M]:
+        """Soft-deleted rows."""
+        return self.get_queryset().deleted()
+
+    def with_deleted(self) -> SoftDeleteQuerySet[_M]:
+        """Every row, live or deleted (a related manager keeps its relation filter)."""
+        return self.get_queryset().with_deleted()
+
+
+class BaseModel(models.Model):
+    """Abstract base of every service model: UUID key, timestamps, soft delete."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    created_at = models.DateTimeField(default=timezone.now, editable=False, db_index=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    is_deleted = models.BooleanField(default=False, editable=False)
+    deleted_at = models.DateTimeField(null=True, blank=True, editable=False)
+
+    objects = SoftDeleteManager["BaseModel"]()
+    all_objects = SoftDeleteManager["BaseModel"](include_deleted=True)
+
+    class Meta:
+        abstract = True
+
+    def delete(self, using: str | None = None, keep_parents: bool = False) -> DeleteResult:
+        """Soft delete (see ``soft_delete``); kept so Django and the admin stay soft."""
+        return self.soft_delete(using=using)
+
+    def soft_delete(self, using: str | None = None) -> DeleteResult:
+        """Mark this row and its BaseModel CASCADE children deleted; ``(0, {})`` if already deleted."""
+        if self.is_deleted:
+            return 0, {}
+        db = using or router.db_for_write(type(self), instance=self)
+        roots = type(self).all_objects.using(db).filter(pk=self.pk, is_deleted=False)
+        result, stamp = _soft_delete(type(self), roots, db)
+        if result[0]:
+            self.is_deleted, self.deleted_at, self.updated_at = True, stamp, stamp
+        return result
+
+    def restore(self, using: str | None = None) -> DeleteResult:
+        """Undo the deletion that took this row, with exactly the rows it cascaded to."""
+        if not self.is_deleted or self.deleted_at is None:
+            return 0, {}
+        db = using or router.db_for_write(type(self), instance=self)
+        roots = type(self).all_objects.using(db).filter(pk=self.pk, is_deleted=True, deleted_at=self.deleted_at)
+        counts = _restore(type(self), roots, self.deleted_at, db)
+        if counts:
+            self.refresh_from_db(using=db, fields=["is_deleted", "deleted_at", "updated_at"])
+        return sum(counts.values()), dict(counts)
+
+    def hard_delete(self, using: str | None = None, keep_parents: bool = False) -> tuple[int, dict[str, int]]:
+        """Physically delete this row with Django's usual cascade (the only real DELETE)."""
+        return super().delete(using=using, keep_parents=keep_parents)
+
+
+def live_unique(*fields: str, name: str | None = None) -> models.UniqueConstraint:
+    """A UniqueConstraint over ``fields`` that only counts live rows.
+
+    Put it in ``Meta.constraints``; a value can be reused once the row holding
+    it is soft-deleted, and ``full_clean()`` reports two live duplicates as a
+    ValidationError. The default name is ``<app>_<model>_<fields>_live_uniq``.
+    """
+    if not fields:
+        raise ValueError("live_unique() needs at least one field name")
+    return models.UniqueConstraint(
+        fields=list(fields),
+        condition=models.Q(is_deleted=False),
+        name=name or "%(app_label)s_%(class)s_" + "_".join(fields) + "_live_uniq",
+    )
+
+
+def _cascade_relations(model: type[models.Model]) -> Iterator[models.ForeignObjectRel]:
+    """Reverse relations whose rows soft-delete along with ``model``'s rows."""
+    for rel in model._meta.related_objects:
+        related = rel.related_model
+        if (
+            (rel.one_to_many or rel.one_to_one)
+            and rel.on_delete is models.CASCADE
+            and isinstance(related, type)
+            and issubclass(related, BaseModel)
+        ):
+            yield rel
+
+
+def _apply(queryset: models.QuerySet[Any], values: Mapping[str, Any], signal: Signal, using: str) -> int:
+    """UPDATE ``queryset`` to ``values``; load rows first only if ``signal`` has receivers."""
+    model = queryset.model
+    if not signal.has_listeners(model):
+        return models.QuerySet.update(queryset, **values)
+    rows = list(queryset)
+    changed = models.QuerySet.update(model._base_manager.using(using).filter(pk__in=[r.pk for r in rows]), **values)
+    for row in rows:
+        for field, value in values.items():
+            setattr(row, field, value)
+        signal.send(sender=model, instance=row, using=using)
+    return changed
+
+
+def _propagate(
+    model: type[models.Model],
+    marked: Mapping[str, Any],
+    select: Mapping[str, Any],
+    values: Mapping[str, Any],
+    signal: Signal,
+    using: str,
+    counts: Counter[str],
+) -> None:
+    """Apply ``values`` to the ``select`` children of ``model``'s ``marked`` rows, level by level.
+
+    Each step only touches rows still in the old state, so it ends on cyclic
+    data too; statements grow with relations and depth, never with rows.
+    """
+    for rel in _cascade_relations(model):
+        child: type[models.Model] = rel.related_model
+        parents = model._base_manager.using(using).filter(**marked)
+        children = child._base_manager.using(using).filter(**select, **{f"{rel.field.name}__in": parents})
+        changed = _apply(children, values, signal, using)
+        if changed:
+            counts[child._meta.label] += changed
+            _propagate(child, marked, select, values, signal, using, counts)
+
+
+def _soft_delete(model: type[models.Model], roots: models.QuerySet[Any], using: str) -> tuple[DeleteResult, datetime]:
+    stamp = timezone.now()
+    values = {"is_deleted": True, "deleted_at": stamp, "updated_at": stamp}
+    counts: Counter[str] = Counter()
+    with transaction.atomic(using=using, savepoint=False):
+        changed = _apply(roots, values, post_soft_delete, using)
+        if changed:
+            counts[model._meta.label] += changed
+            marked = {"is_deleted": True, "deleted_at": stamp}
+            _propagate(model, marked, {"is_deleted": False}, values, post_soft_delete, using, counts)
+    return (sum(counts.values()), dict(counts)), stamp
+
+
+def _restore(model: type[models.Model], roots: models.QuerySet[Any], stamp: datetime, using: str) -> Counter[str]:
+    now = timezone.now()
+    values = {"is_deleted": False, "deleted_at": None, "updated_at": now}
+    counts: Counter[str] = Counter()
+    with transaction.atomic(using=using, savepoint=False):
+        changed = _apply(roots, values, post_restore, using)
+        if changed:
+            counts[model._meta.label] += changed
+            select = {"is_deleted": True, "deleted_at": stamp}
+            _propagate(model, {"is_deleted": False, "updated_at": now}, select, values, post_restore, using, counts)
+    return counts

@@ -1,0 +1,43 @@
+"""Models that exercise BaseModel in the unit tests (not shipped)."""
+
+from django.db import models
+
+from shared_core.models import BaseModel, live_unique
+
+
+class Author(BaseModel):
+    name = models.CharField(max_length=100)
+    email = models.EmailField()
+
+    class Meta:
+        constraints = [live_unique("email")]
+
+
+class Book(BaseModel):
+    author = models.ForeignKey(Author, on_delete=models.CASCADE, related_name="books")
+    title = models.CharField(max_length=100)
+
+
+class Chapter(BaseModel):
+    book = models.ForeignKey(Book, on_delete=models.CASCADE, related_name="chapters")
+    number = models.PositiveIntegerField()
+
+
+class Sticker(BaseModel):
+    """A SET_NULL child: soft delete must leave its key alone."""
+
+    book = models.ForeignKey(Book, on_delete=models.SET_NULL, null=True, related_name="stickers")
+
+
+class Review(models.Model):
+    """A plain (non-BaseModel) CASCADE child: soft delete must leave it alone."""
+
+    book = models.ForeignKey(Book, on_delete=models.CASCADE, related_name="reviews")
+    text = models.TextField()
+
+
+class Node(BaseModel):
+    """A self-referencing tree, for cascades that meet the same model again."""
+
+    parent = models.ForeignKey("self", on_delete=models.CASCADE, null=True, related_name="children")
+    partner = models.ForeignKey("self", on_delete=models.CASCADE, null=True, related_name="+")

@@ -1,0 +1,95 @@
+"""get_logging_config(): one line per record, the same fields in text and JSON, no tokens."""
+
+import json
+import logging
+import logging.config
+from collections.abc import Iterator
+
+import pytest
+
+from shared_core.context import request_context
+from shared_core.logging_config import TEXT_LINE_PATTERN, get_logging_config
+
+
+class Captured:
+    def __init__(self, capsys: pytest.CaptureFixture[str]) -> None:
+        self.capsys = capsys
+        self.text = ""
+
+    def getvalue(self) -> str:
+        self.text += self.capsys.readouterr().err
+        return self.text
+
+
+@pytest.fixture
+def capture(capsys) -> Iterator[Captured]:
+    yield Captured(capsys)
+    logging.config.dictConfig({"version": 1, "disable_existing_loggers": False, "root": {"handlers": []}})
+
+
+def emit(config: dict) -> None:
+    logging.config.dictConfig(config)
+    log = logging.getLogger("tests.demo")
+    with request_context("rid-7"):
+        log.info("hello %s", "world")
+        log.warning("token Bearer abc.def-123 seen")
+        try:
+            raise ValueError("boom\nsecond line")
+        except ValueError:
+            log.exception("failed")
+    log.info("outside")
+
+
+def test_text_lines_all_match_the_shared_pattern(capture):
+    """Every text line, tracebacks included, is one line matching TEXT_LINE_PATTERN."""
+    emit(get_logging_config("ticket-service", log_format="text"))
+    lines = capture.getvalue().splitlines()
+    assert len(lines) == 4
+    parsed = [TEXT_LINE_PATTERN.match(line) for line in lines]
+    assert all(parsed), lines
+    first = parsed[0].groupdict()
+    assert first["service"] == "ticket-service" and first["request_id"] == "rid-7"
+    assert first["logger"] == "tests.demo" and first["level"] == "INFO" and first["message"] == "hello world"
+    assert "Traceback" in parsed[2]["message"] and parsed[3]["request_id"] == "-"
+
+
+def test_json_lines_have_the_fixed_keys(capture):
+    """JSON mode writes one object per line with timestamp, level, service, logger, request_id, message."""
+    emit(get_logging_config("user-service", log_format="json"))
+    records = [json.loads(line) for line in capture.getvalue().splitlines()]
+    keys = {"timestamp", "level", "service", "logger", "request_id", "message"}
+    assert len(records) == 4 and all(keys <= set(r) for r in records)
+    assert records[0]["service"] == "user-service" and records[0]["request_id"] == "rid-7"
+    assert "ValueError" in records[2]["exception"]
+
+
+def test_bearer_tokens_are_redacted(capture):
+    """A bearer token in a log message is replaced in the output."""
+    emit(get_logging_config("s", log_format="text"))
+    assert "abc.def-123" not in capture.getvalue() and "Bearer [redacted]" in capture.getvalue()
+
+
+def test_level_comes_from_argument_env_or_debug_flag(monkeypatch):
+    """LOG_LEVEL wins over the debug flag; debug means DEBUG; otherwise INFO."""
+    monkeypatch.delenv("LOG_LEVEL", raising=False)
+    assert get_logging_config("s")["root"]["level"] == "INFO"
+    assert get_logging_config("s", debug=True)["root"]["level"] == "DEBUG"
+    monkeypatch.setenv("LOG_LEVEL", "warning")
+    assert get_logging_config("s", debug=True)["root"]["level"] == "WARNING"
+    assert get_logging_config("s", level="error")["root"]["level"] == "ERROR"
+
+
+def test_service_and_format_fall_back_to_the_environment(monkeypatch):
+    """SERVICE_NAME and LOG_FORMAT are used when no argument is given."""
+    monkeypatch.setenv("SERVICE_NAME", "file-service")
+    monkeypatch.setenv("LOG_FORMAT", "json")
+    config = get_logging_config()
+    assert config["filters"]["context"]["service"] == "file-service" and "json" in config["formatters"]
+
+
+def test_unknown_level_or_format_raises_value_error():
+    """A typo in the level or format is a ValueError that names it."""
+    with pytest.raises(ValueError, match="LOUD"):
+        get_logging_config("s", level="LOUD")
+    with pytest.raises(ValueError, match="xml"):
+        get_logging_config("s", log_format="xml")

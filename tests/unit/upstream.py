@@ -1,0 +1,105 @@
+"""A real, scriptable HTTP/1.1 server on 127.0.0.1 for the client tests."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import defaultdict, deque
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+
+@dataclass
+class Reply:
+    """One scripted answer: status, headers, body, and how badly to deliver it."""
+
+    status: int = 200
+    body: bytes = b'{"ok": true}'
+    headers: dict[str, str] = field(default_factory=lambda: {"Content-Type": "application/json"})
+    delay: float = 0.0  # seconds before anything is sent
+    trickle: float = 0.0  # seconds between body bytes
+    trickle_headers: float = 0.0  # seconds between header bytes
+    drop: bool = False  # close the connection without answering
+
+
+@dataclass
+class Seen:
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: bytes
+    at: float
+    client_port: int
+
+
+class Upstream:
+    """Answers each path with its scripted replies in order, repeating the last one."""
+
+    def __init__(self) -> None:
+        self.scripts: dict[str, deque[Reply]] = defaultdict(lambda: deque([Reply()]))
+        self.seen: list[Seen] = []
+        self.lock = threading.Lock()
+        upstream = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, format: str, *args: object) -> None:
+                pass
+
+            def handle_any(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else b""
+                path = self.path.split("?")[0]
+                with upstream.lock:
+                    upstream.seen.append(
+                        Seen(
+                            self.command, self.path, dict(self.headers), body, time.monotonic(), self.client_address[1]
+                        )
+                    )
+                    script = upstream.scripts[path]
+                    reply = script.popleft() if len(script) > 1 else script[0]
+                time.sleep(reply.delay)
+                if reply.drop:
+                    self.close_connection = True
+                    return
+                head = f"HTTP/1.1 {reply.status} X\r\n" + "".join(f"{k}: {v}\r\n" for k, v in reply.headers.items())
+                head += f"Content-Length: {len(reply.body)}\r\n\r\n"
+                try:
+                    self.send_bytes(head.encode(), reply.trickle_headers)
+                    self.send_bytes(reply.body, reply.trickle)
+                except OSError:
+                    self.close_connection = True
+
+            def send_bytes(self, data: bytes, pause: float) -> None:
+                if not pause:
+                    self.wfile.write(data)
+                    return
+                for i in range(len(data)):
+                    self.wfile.write(data[i : i + 1])
+                    self.wfile.flush()
+                    time.sleep(pause)
+
+            do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = handle_any
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def script(self, path: str, *replies: Reply) -> None:
+        self.scripts[path] = deque(replies)
+
+    def hits(self, path: str) -> list[Seen]:
+        return [s for s in self.seen if s.path.split("?")[0] == path]
+
+    def __enter__(self) -> Upstream:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()
