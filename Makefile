@@ -11,6 +11,16 @@ RESULTS := build/test-results
 VERSION := $(shell sed -n 's/^__version__ = "\(.*\)"$$/\1/p' shared_core/__init__.py)
 PYTEST := $(BIN)/python -m pytest
 
+# The base image: one version with shared_core, an offline Debian root by default.
+BASE_REPO ?= shared-core/base
+BASE_IMAGE := $(BASE_REPO):$(VERSION)
+ROOT_IMAGE ?= shared-core/root:trixie
+DEFAULT_ROOT_IMAGE := shared-core/root:trixie
+WHEELHOUSE := base-image/wheelhouse
+DJANGO_VERSION := $(shell sed -n 's/^django==\([^ ]*\).*/\1/p' base-image/requirements.lock)
+SOURCE ?= https://example.invalid/shared-core
+REVISION := $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
+
 .PHONY: help
 help: ## Show the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[1m%-20s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -47,14 +57,82 @@ test-unit-postgres: venv ## The same unit tests on a throwaway PostgreSQL server
 	@mkdir -p $(RESULTS)
 	tools/with-postgres $(PYTEST) --junitxml=$(RESULTS)/unit-postgres.xml
 
+.PHONY: test-image
+test-image: venv ## Base image contract tests (builds it): a child image FROM it, and a local registry
+	@mkdir -p $(RESULTS)
+	@if ! docker info >/dev/null 2>&1; then \
+	  if [[ -n "$${CI:-}" ]]; then echo "test-image: CI needs a Docker engine and none answers" >&2; exit 1; fi; \
+	  echo "test-image: SKIPPED, no Docker engine answers (outside CI this is not a failure)"; exit 0; \
+	fi; \
+	$(MAKE) --no-print-directory base; \
+	SHARED_CORE_BASE_IMAGE=$(BASE_IMAGE) tools/with-registry $(PYTEST) tests/image --junitxml=$(RESULTS)/image.xml
+
 .PHONY: test
-test: lint test-unit test-unit-postgres ## Everything: lint, unit tests on SQLite and PostgreSQL
+test: lint test-unit test-unit-postgres test-image ## Everything: lint, unit tests (SQLite, PostgreSQL), image tests
 
 .PHONY: up
 up: ## Run the four services (not built yet: see the README's status)
 	@echo "make up: the service stack is not built yet (issues: base image, services and compose)." >&2
 	@echo "         Today 'make test' runs the shared_core unit tests." >&2
 	@exit 2
+
+.PHONY: lock
+lock: venv ## Re-lock base-image/requirements.in (hashes, for Python 3.13 on Linux x86_64)
+	$(BIN)/uv pip compile --quiet --generate-hashes --python-version 3.13 --python-platform x86_64-manylinux_2_28 \
+	  --no-header --output-file base-image/requirements.lock base-image/requirements.in
+
+$(WHEELHOUSE)/.complete: base-image/requirements.lock $(BIN)/.installed
+	rm -rf $(WHEELHOUSE) && mkdir -p $(WHEELHOUSE)
+	$(BIN)/pip download --quiet --no-deps --require-hashes --only-binary=:all: -d $(WHEELHOUSE) \
+	  --implementation cp --python-version 3.13 --abi cp313 --abi abi3 --abi none \
+	  --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
+	  --platform any -r base-image/requirements.lock
+	touch $@
+
+.PHONY: wheelhouse
+wheelhouse: $(WHEELHOUSE)/.complete ## Download the locked wheels (hash-checked) for the image build
+
+.PHONY: root-image
+root-image: ## Build the Debian trixie root image offline with debootstrap (once)
+	@if [[ "$(ROOT_IMAGE)" != "$(DEFAULT_ROOT_IMAGE)" ]]; then echo "using $(ROOT_IMAGE)"; \
+	elif docker image inspect $(ROOT_IMAGE) >/dev/null 2>&1; then echo "$(ROOT_IMAGE) exists"; \
+	else tools/build-rootfs $(ROOT_IMAGE) trixie; fi
+
+.PHONY: base
+base: root-image wheelhouse ## Build the base image shared-core/base:<version>
+	docker build --file Dockerfile.base --tag $(BASE_IMAGE) \
+	  --build-arg ROOT_IMAGE=$(ROOT_IMAGE) --build-arg VERSION=$(VERSION) --build-arg REVISION=$(REVISION) \
+	  --build-arg CREATED=$$(date -u +%Y-%m-%dT%H:%M:%SZ) --build-arg SOURCE=$(SOURCE) \
+	  --build-arg PYTHON_VERSION=$$(docker run --rm --entrypoint python3 $(ROOT_IMAGE) -c 'import platform; print(platform.python_version())') \
+	  --build-arg DJANGO_VERSION=$(DJANGO_VERSION) .
+
+.PHONY: publish
+publish: ## Push the base image to REGISTRY=host:port; its digest goes to build/base-image.digest
+	@[[ -n "$(REGISTRY)" ]] || { echo "usage: make publish REGISTRY=host:port" >&2; exit 2; }
+	docker tag $(BASE_IMAGE) $(REGISTRY)/$(BASE_IMAGE)
+	docker push $(REGISTRY)/$(BASE_IMAGE) | tail -n 1
+	@mkdir -p build
+	@digest=$$(docker image inspect --format '{{range .RepoDigests}}{{println .}}{{end}}' $(REGISTRY)/$(BASE_IMAGE) \
+	  | sed -n 's|^$(REGISTRY)/$(BASE_REPO)@||p' | head -n 1); \
+	  [[ -n $$digest ]] || { echo "publish: no digest for $(REGISTRY)/$(BASE_IMAGE)" >&2; exit 1; }; \
+	  echo "$(REGISTRY)/$(BASE_IMAGE)@$$digest" | tee $(BASE_DIGEST_FILE)
+
+PIN_FILES ?= $(wildcard services/*/Dockerfile)
+BASE_DIGEST_FILE ?= build/base-image.digest
+
+.PHONY: pin
+pin: ## Write the published digest into the services' Dockerfiles (ARG BASE_IMAGE=...@sha256:...)
+	@[[ -s $(BASE_DIGEST_FILE) ]] || { echo "pin: run 'make publish REGISTRY=host:port' first" >&2; exit 2; }
+	@[[ -n "$(strip $(PIN_FILES))" ]] || { echo "pin: no Dockerfiles to pin (PIN_FILES)" >&2; exit 2; }
+	@ref=$$(cat $(BASE_DIGEST_FILE)); \
+	  for f in $(PIN_FILES); do \
+	    grep -q '^ARG BASE_IMAGE=' "$$f" || { echo "pin: $$f has no 'ARG BASE_IMAGE=' line" >&2; exit 1; }; \
+	    sed -i -E "s|^ARG BASE_IMAGE=.*|ARG BASE_IMAGE=$$ref|" "$$f"; echo "pinned $$f to $$ref"; \
+	  done
+
+.PHONY: print-base-image
+print-base-image: ## Print the base image reference services build FROM
+	@echo $(BASE_IMAGE)
 
 .PHONY: print-version
 print-version: ## Print the one version of shared_core and the base image

@@ -63,11 +63,17 @@ class ContextFilter(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         record.service = self.service
-        record.request_id = get_request_id() or "-"
+        record.request_id = get_request_id() or _access_log_request_id(record) or "-"
         message = record.getMessage()
         if "earer" in message:
             record.msg, record.args = _BEARER.sub("Bearer [redacted]", message), None
         return True
+
+
+def _access_log_request_id(record: logging.LogRecord) -> str | None:
+    """gunicorn writes its access line after the request's context is gone; its atoms still hold the id."""
+    atoms = record.args
+    return atoms.get("{x-request-id}o") if isinstance(atoms, dict) else None
 
 
 class TextFormatter(logging.Formatter):

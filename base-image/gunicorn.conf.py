@@ -1,0 +1,28 @@
+"""gunicorn settings for every service, read from environment variables (README: Environment variables)."""
+
+import os
+
+from shared_core.logging_config import get_logging_config
+
+
+def _number(name: str, default: float, kind: type = int) -> float:
+    value = os.environ.get(name, "")
+    try:
+        return kind(value) if value else default
+    except ValueError:
+        raise SystemExit(f"{name} must be a {kind.__name__}, got {value!r}") from None
+
+
+bind = f"0.0.0.0:{_number('PORT', 8000)}"
+worker_class = "gthread"  # keeps connections between services alive; the sync worker closes each one
+workers = _number("WEB_CONCURRENCY", 2)
+threads = _number("GUNICORN_THREADS", 4)
+timeout = _number("GUNICORN_TIMEOUT", 30)
+graceful_timeout = _number("GUNICORN_GRACEFUL_TIMEOUT", 20)
+keepalive = _number("GUNICORN_KEEPALIVE", 5)
+max_requests = _number("GUNICORN_MAX_REQUESTS", 1000)
+max_requests_jitter = _number("GUNICORN_MAX_REQUESTS_JITTER", 100)
+worker_tmp_dir = "/dev/shm"  # noqa: S108 - writable even with a read-only root filesystem
+accesslog = None if os.environ.get("GUNICORN_ACCESS_LOG", "1") == "0" else "-"
+access_log_format = '%(h)s "%(r)s" %(s)s %(b)s %(M)sms request_id=%({x-request-id}o)s'
+logconfig_dict = get_logging_config(debug=os.environ.get("DJANGO_DEBUG") == "1")

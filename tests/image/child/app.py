@@ -1,0 +1,32 @@
+"""A one-file Django service for the base image's contract tests: settings, views and WSGI app."""
+
+import time
+
+from django.core.wsgi import get_wsgi_application
+from django.http import HttpRequest, JsonResponse
+from django.urls import path
+
+from shared_core.logging_config import get_logging_config
+
+SECRET_KEY = "contract-test-only"
+DEBUG = False
+ALLOWED_HOSTS = ["*"]
+ROOT_URLCONF = __name__
+INSTALLED_APPS = ["shared_core"]
+MIDDLEWARE = ["shared_core.middleware.RequestContextMiddleware"]
+DATABASES: dict[str, dict[str, str]] = {}
+LOGGING = get_logging_config("contract-child")
+
+
+def healthz(request: HttpRequest) -> JsonResponse:
+    return JsonResponse({"status": "ok"})
+
+
+def slow(request: HttpRequest) -> JsonResponse:
+    seconds = float(request.GET.get("seconds", "2"))
+    time.sleep(seconds)
+    return JsonResponse({"slept": seconds})
+
+
+urlpatterns = [path("healthz", healthz), path("slow", slow)]
+application = get_wsgi_application()

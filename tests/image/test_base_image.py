@@ -1,0 +1,171 @@
+"""Contract tests of the base image, through a child image built FROM it and run with Docker."""
+
+from __future__ import annotations
+
+import json
+import re
+import textwrap
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+pytestmark = pytest.mark.docker
+
+ROOT = Path(__file__).resolve().parents[2]
+LOCK = ROOT / "base-image" / "requirements.lock"
+VERSION = re.search(r'__version__ = "(.+)"', (ROOT / "shared_core" / "__init__.py").read_text())[1]
+RESULTS = ROOT / "build" / "test-results"
+SECRETS = re.compile(r"(?i)(bearer\s+\S+|-----BEGIN [A-Z ]*KEY|(token|secret|password|api_?key)\s*=\s*\S+)")
+
+
+def locked_versions() -> dict[str, str]:
+    pins = re.findall(r"^([A-Za-z0-9_.\-]+)==(\S+)", LOCK.read_text(), flags=re.MULTILINE)
+    return {name.lower().replace("_", "-"): version for name, version in pins}
+
+
+def run_once(docker_client, image, command, **kwargs) -> str:
+    return docker_client.containers.run(image.id, command, remove=True, **kwargs).decode().strip()
+
+
+def test_runs_as_fixed_non_root_user(docker_client, child_image):
+    """Containers run as uid and gid 10001, not root."""
+    assert child_image.attrs["Config"]["User"] == "10001:10001"
+    assert run_once(docker_client, child_image, ["id", "-u"]) == "10001"
+
+
+def test_shared_core_imports_from_fixed_pythonpath(docker_client, child_image):
+    """PYTHONPATH is /opt/shared and shared_core imports from there at the image's version."""
+    out = run_once(
+        docker_client,
+        child_image,
+        [
+            "python3",
+            "-c",
+            "import os, shared_core; print(os.environ['PYTHONPATH'], shared_core.__file__, shared_core.__version__)",
+        ],
+    )
+    assert out == f"/opt/shared /opt/shared/shared_core/__init__.py {VERSION}"
+
+
+def test_installed_versions_equal_the_lock_file(docker_client, child_image):
+    """Every distribution in the image's virtualenv is exactly the locked one, and nothing else is there."""
+    script = (
+        "import importlib.metadata as m, json\n"
+        "print(json.dumps({d.metadata['Name']: d.version for d in m.distributions()}))"
+    )
+    installed = json.loads(run_once(docker_client, child_image, ["python3", "-c", script]))
+    assert {k.lower().replace("_", "-"): v for k, v in installed.items()} == locked_versions()
+
+
+def test_no_compiler_package_manager_or_caches(docker_client, child_image):
+    """No compiler, pip, apt or apt lists, docs or translations; bytecode is precompiled."""
+    script = textwrap.dedent(
+        """
+        import glob, pathlib, shutil
+        print([t for t in ("gcc", "cc", "pip", "apt-get", "curl", "perl") if shutil.which(t)])
+        print(sum(len(list(pathlib.Path(d).glob("*"))) for d in ("/var/lib/apt/lists", "/usr/share/doc")))
+        print(len([p for p in pathlib.Path("/usr/share/locale").glob("*") if p.name != "locale.alias"]))
+        print(bool(glob.glob("/opt/venv/lib/python3*/site-packages/django/db/__pycache__/*.pyc")))
+        print(bool(glob.glob("/opt/shared/shared_core/__pycache__/*.pyc")))
+        """
+    )
+    out = run_once(docker_client, child_image, ["python3", "-c", script]).splitlines()
+    assert out == ["[]", "0", "0", "True", "True"]
+
+
+def test_labels_name_versions_and_revision(base_image):
+    """OCI labels give version, revision, created and source, plus Python, Django and shared_core versions."""
+    labels = base_image.labels
+    assert labels["org.opencontainers.image.version"] == VERSION == labels["io.shared-core.version"]
+    assert re.fullmatch(r"[0-9a-f]{40}|unknown", labels["org.opencontainers.image.revision"])
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", labels["org.opencontainers.image.created"])
+    assert labels["org.opencontainers.image.source"]
+    assert labels["io.shared-core.python-version"].startswith("3.")
+    assert labels["io.shared-core.django-version"] == locked_versions()["django"]
+
+
+def test_no_secrets_in_history_or_config(base_image, child_image):
+    """Neither docker history nor the image config holds anything shaped like a token or key."""
+    for image in (base_image, child_image):
+        texts = [entry.get("CreatedBy", "") for entry in image.history()]
+        texts += image.attrs["Config"].get("Env") or []
+        leaks = [t for t in texts if SECRETS.search(t)]
+        assert leaks == []
+
+
+def test_read_only_root_serves_and_turns_healthy(run_child):
+    """With a read-only root and a tmpfs /tmp, the service starts, its HEALTHCHECK turns healthy, and it answers."""
+    child = run_child()
+    response = child.get("/healthz", headers={"X-Request-ID": "contract-1"})
+    assert response.status_code == 200 and response.headers["X-Request-ID"] == "contract-1"
+
+
+def test_tini_is_pid_one_and_gunicorn_uses_env_settings(run_child):
+    """tini is PID 1; WEB_CONCURRENCY sets gunicorn's worker count."""
+    child = run_child(environment={"WEB_CONCURRENCY": "3"})
+    pid1 = child.container.exec_run(["cat", "/proc/1/cmdline"]).output.split(b"\0")[0]
+    assert pid1.endswith(b"tini")
+    script = (
+        "import pathlib; argvs = [p.read_bytes().split(b'\\0') for p in pathlib.Path('/proc').glob('[0-9]*/cmdline')]; "
+        "print(sum(1 for argv in argvs if len(argv) > 1 and argv[1].endswith(b'bin/gunicorn')))"
+    )
+    # the master plus three workers
+    assert child.container.exec_run(["python3", "-c", script]).output.strip() == b"4"
+
+
+def test_access_log_lines_use_the_shared_format_with_request_id(run_child):
+    """gunicorn's access line goes through the shared logging config and carries the request id."""
+    child = run_child()
+    child.get("/healthz", headers={"X-Request-ID": "access-42"})
+    deadline = time.monotonic() + 10
+    while "access-42" not in child.logs() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    lines = [line for line in child.logs().splitlines() if "access-42" in line]
+    assert lines and re.match(
+        r"^\S+Z INFO service=contract-child request_id=access-42 logger=gunicorn.access ", lines[0]
+    )
+
+
+def test_docker_stop_lets_in_flight_request_finish_and_exits_zero(run_child):
+    """docker stop during a 3 s request: the request completes, and the container exits 0 well before the kill."""
+    child = run_child()
+    result: dict[str, object] = {}
+
+    def slow_call() -> None:
+        try:
+            result["response"] = requests.get(child.url + "/slow?seconds=3", timeout=30)
+        except requests.RequestException as exc:
+            result["error"] = exc
+
+    caller = threading.Thread(target=slow_call)
+    caller.start()
+    time.sleep(0.5)  # let the request reach the worker before stopping
+    started = time.monotonic()
+    child.container.stop(timeout=25)
+    stopped_after = time.monotonic() - started
+    caller.join(30)
+    child.container.reload()
+    assert "error" not in result, result
+    assert result["response"].status_code == 200
+    assert child.container.attrs["State"]["ExitCode"] == 0
+    assert stopped_after < 25
+
+
+def test_incompatible_shared_core_requirement_fails_with_one_line(run_child):
+    """A service requiring another shared_core version stops at start with one line naming both versions."""
+    child = run_child(wait=False, environment={"SHARED_CORE_REQUIRES": ">=99.0"})
+    assert child.container.wait(timeout=60)["StatusCode"] == 1
+    lines = child.logs().strip().splitlines()
+    assert len(lines) == 1 and VERSION in lines[0] and ">=99.0" in lines[0]
+
+
+def test_record_image_size(base_image, docker_client, child_image):
+    """The base image's size and the child's added size are written to build/test-results/image-size.json."""
+    added = child_image.attrs["Size"] - base_image.attrs["Size"]
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    record = {"base_bytes": base_image.attrs["Size"], "child_added_bytes": added}
+    (RESULTS / "image-size.json").write_text(json.dumps(record) + "\n")
+    assert base_image.attrs["Size"] > 0 and 0 <= added < base_image.attrs["Size"]
