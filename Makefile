@@ -53,9 +53,9 @@ test-unit: venv ## Unit tests on SQLite (real Django, real local HTTP servers)
 	$(PYTEST) --junitxml=$(RESULTS)/unit-sqlite.xml
 
 .PHONY: test-unit-postgres
-test-unit-postgres: venv ## The same unit tests on a throwaway PostgreSQL server on 127.0.0.1
+test-unit-postgres: venv ## shared_core's and the services' unit tests on a throwaway PostgreSQL on 127.0.0.1
 	@mkdir -p $(RESULTS)
-	tools/with-postgres $(PYTEST) --junitxml=$(RESULTS)/unit-postgres.xml
+	tools/with-postgres bash -c '$(PYTEST) --junitxml=$(RESULTS)/unit-postgres.xml && $(MAKE) --no-print-directory test-services PG=1'
 
 .PHONY: test-image
 test-image: venv ## Base image contract tests (builds it): a child image FROM it, and a local registry
@@ -68,13 +68,53 @@ test-image: venv ## Base image contract tests (builds it): a child image FROM it
 	SHARED_CORE_BASE_IMAGE=$(BASE_IMAGE) tools/with-registry $(PYTEST) tests/image --junitxml=$(RESULTS)/image.xml
 
 .PHONY: test
-test: lint test-unit test-unit-postgres test-image ## Everything: lint, unit tests (SQLite, PostgreSQL), image tests
+test: lint test-unit test-services test-unit-postgres test-image ## Everything: lint, unit tests (SQLite, PostgreSQL), image tests
+
+# The stack: docker compose (v2) where it exists, else docker-compose (v1).
+COMPOSE := $(shell if docker compose version >/dev/null 2>&1; then echo "docker compose"; else echo docker-compose; fi)
+PROJECT ?= shared-core
+DB ?= sqlite
+COMPOSE_FILES := -f compose/compose.yaml $(if $(filter postgres,$(DB)),-f compose/compose.postgres.yaml)
+STACK = BASE_IMAGE=$(BASE_IMAGE) SHARED_CORE_VERSION=$(VERSION) $(COMPOSE) --project-directory compose \
+	-p $(PROJECT) $(COMPOSE_FILES)
+
+compose/.env:
+	@umask 077; { echo "# Written by make up on first run; never commit it."; \
+	  echo "SERVICE_AUTH_TOKEN=$$(python3 -c 'import secrets; print(secrets.token_urlsafe(32))')"; \
+	  echo "DJANGO_SECRET_KEY=$$(python3 -c 'import secrets; print(secrets.token_urlsafe(50))')"; } > $@
+	@echo "wrote $@ (service token and secret key)"
 
 .PHONY: up
-up: ## Run the four services (not built yet: see the README's status)
-	@echo "make up: the service stack is not built yet (issues: base image, services and compose)." >&2
-	@echo "         Today 'make test' runs the shared_core unit tests." >&2
-	@exit 2
+up: base compose/.env ## Build what is missing and run the four services (DB=postgres for PostgreSQL)
+	$(STACK) build
+	$(STACK) up -d
+	@tools/wait-healthy $(PROJECT) 180
+	@echo "user-service          http://127.0.0.1:$${USER_PORT:-8001}"
+	@echo "ticket-service        http://127.0.0.1:$${TICKET_PORT:-8002}"
+	@echo "communication-service http://127.0.0.1:$${COMMUNICATION_PORT:-8003}"
+	@echo "file-service          http://127.0.0.1:$${FILE_PORT:-8004}"
+	@echo "token: SERVICE_AUTH_TOKEN in compose/.env (send it as Authorization: Bearer ...)"
+
+.PHONY: down
+down: ## Stop the stack (volumes are kept; `make down VOLUMES=1` removes them)
+	$(STACK) down $(if $(VOLUMES),--volumes)
+
+.PHONY: logs
+logs: ## Follow the stack's logs
+	$(STACK) logs -f --tail 50
+
+SERVICES := user-service ticket-service communication-service file-service
+SERVICE_TEST_ENV := DJANGO_SECRET_KEY=service-unit-tests-only-0123456789abcdefghijklmnopqrstuvwxyz \
+	SERVICE_AUTH_TOKEN=service-unit-test-token
+
+.PHONY: test-services
+test-services: venv ## Each service's own unit tests (Django test client, no Docker)
+	@mkdir -p $(RESULTS)
+	@for s in $(SERVICES); do \
+	  echo "== $$s ($(if $(PG),postgres,sqlite))"; \
+	  (cd services/$$s && env $(SERVICE_TEST_ENV) DATABASE_URL=$${TEST_DATABASE_URL:-sqlite://:memory:} \
+	    ../../$(PYTEST) -q --junitxml=../../$(RESULTS)/$$s-$(if $(PG),postgres,sqlite).xml) || exit 1; \
+	done
 
 .PHONY: lock
 lock: venv ## Re-lock base-image/requirements.in (hashes, for Python 3.13 on Linux x86_64)

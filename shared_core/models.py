@@ -103,9 +103,17 @@ class SoftDeleteQuerySet(models.QuerySet[_M]):
 
     def delete(self) -> DeleteResult:
         """Soft-delete the live rows here and their cascade; returns Django's (total, per model)."""
-        self._refuse_sliced("delete")
-        result, _ = _soft_delete(self.model, self.with_deleted().filter(is_deleted=False), self.db)
+        result, _ = self.soft_delete()
         return result
+
+    def soft_delete(self) -> tuple[DeleteResult, datetime | None]:
+        """Like ``delete()``, also returning the deletion's ``deleted_at`` stamp (``None`` if nothing changed).
+
+        Rows deleted together share the stamp, so ``filter(deleted_at=stamp).restore()`` undoes exactly this.
+        """
+        self._refuse_sliced("delete")
+        result, stamp = _soft_delete(self.model, self.with_deleted().filter(is_deleted=False), self.db)
+        return result, stamp if result[0] else None
 
     def restore(self) -> DeleteResult:
         """Restore the deleted rows here, each with exactly what its deletion cascaded to."""
@@ -215,6 +223,8 @@ def live_unique(*fields: str, name: str | None = None) -> models.UniqueConstrain
         fields=list(fields),
         condition=models.Q(is_deleted=False),
         name=name or "%(app_label)s_%(class)s_" + "_".join(fields) + "_live_uniq",
+        violation_error_code="unique",
+        violation_error_message=f"a live row with this {', '.join(fields)} already exists",
     )
 
 
@@ -231,7 +241,9 @@ def _cascade_relations(model: type[models.Model]) -> Iterator[models.ForeignObje
             yield rel
 
 
-def _apply(queryset: models.QuerySet[Any], values: Mapping[str, Any], signal: Signal, using: str) -> int:
+def _apply(
+    queryset: models.QuerySet[Any], values: Mapping[str, Any], signal: Signal, using: str, stamp: datetime
+) -> int:
     """UPDATE ``queryset`` to ``values``; load rows first only if ``signal`` has receivers."""
     model = queryset.model
     if not signal.has_listeners(model):
@@ -241,7 +253,7 @@ def _apply(queryset: models.QuerySet[Any], values: Mapping[str, Any], signal: Si
     for row in rows:
         for field, value in values.items():
             setattr(row, field, value)
-        signal.send(sender=model, instance=row, using=using)
+        signal.send(sender=model, instance=row, using=using, deleted_at=stamp)
     return changed
 
 
@@ -252,6 +264,7 @@ def _propagate(
     values: Mapping[str, Any],
     signal: Signal,
     using: str,
+    stamp: datetime,
     counts: Counter[str],
 ) -> None:
     """Apply ``values`` to the ``select`` children of ``model``'s ``marked`` rows, level by level.
@@ -263,10 +276,10 @@ def _propagate(
         child: type[models.Model] = rel.related_model
         parents = model._base_manager.using(using).filter(**marked)
         children = child._base_manager.using(using).filter(**select, **{f"{rel.field.name}__in": parents})
-        changed = _apply(children, values, signal, using)
+        changed = _apply(children, values, signal, using, stamp)
         if changed:
             counts[child._meta.label] += changed
-            _propagate(child, marked, select, values, signal, using, counts)
+            _propagate(child, marked, select, values, signal, using, stamp, counts)
 
 
 def _soft_delete(model: type[models.Model], roots: models.QuerySet[Any], using: str) -> tuple[DeleteResult, datetime]:
@@ -274,11 +287,11 @@ def _soft_delete(model: type[models.Model], roots: models.QuerySet[Any], using: 
     values = {"is_deleted": True, "deleted_at": stamp, "updated_at": stamp}
     counts: Counter[str] = Counter()
     with transaction.atomic(using=using, savepoint=False):
-        changed = _apply(roots, values, post_soft_delete, using)
+        changed = _apply(roots, values, post_soft_delete, using, stamp)
         if changed:
             counts[model._meta.label] += changed
             marked = {"is_deleted": True, "deleted_at": stamp}
-            _propagate(model, marked, {"is_deleted": False}, values, post_soft_delete, using, counts)
+            _propagate(model, marked, {"is_deleted": False}, values, post_soft_delete, using, stamp, counts)
     return (sum(counts.values()), dict(counts)), stamp
 
 
@@ -287,9 +300,10 @@ def _restore(model: type[models.Model], roots: models.QuerySet[Any], stamp: date
     values = {"is_deleted": False, "deleted_at": None, "updated_at": now}
     counts: Counter[str] = Counter()
     with transaction.atomic(using=using, savepoint=False):
-        changed = _apply(roots, values, post_restore, using)
+        changed = _apply(roots, values, post_restore, using, stamp)
         if changed:
             counts[model._meta.label] += changed
             select = {"is_deleted": True, "deleted_at": stamp}
-            _propagate(model, {"is_deleted": False, "updated_at": now}, select, values, post_restore, using, counts)
+            marked = {"is_deleted": False, "updated_at": now}
+            _propagate(model, marked, select, values, post_restore, using, stamp, counts)
     return counts

@@ -2,8 +2,9 @@
 
 Both are sent once per row that changed (the root and every cascaded child),
 inside the transaction that changed it, with ``sender`` the model class and
-the keyword arguments ``instance`` (the row, already updated in memory) and
-``using`` (the database alias). Rows are only loaded for a model that has
+the keyword arguments ``instance`` (the row, already updated in memory),
+``using`` (the database alias) and ``deleted_at`` (the stamp of the deletion
+that was made, or that was undone). Rows are only loaded for a model that has
 receivers; without receivers a bulk soft delete stays a bulk UPDATE.
 
 Receivers that call other services should defer the call with

@@ -19,7 +19,7 @@ from shared_core.clients import (
     set_testing,
 )
 from shared_core.context import DEADLINE_HEADER, REQUEST_ID_HEADER, Deadline, request_context
-from tests.unit.upstream import Reply, Upstream
+from shared_core.testing import Reply, Upstream
 
 TOKEN = "s3cr3t-token-value"
 #: Generous upper bound on how far past its deadline a call may end on a busy 2-core machine.

@@ -81,6 +81,24 @@ def test_queryset_delete_is_one_bulk_update_without_sql_delete():
     assert Author.objects.count() == 0 and Author.all_objects.count() == 50
 
 
+def test_queryset_soft_delete_returns_the_stamp_that_restores_exactly_it():
+    """queryset.soft_delete() returns the batch stamp; restoring by it leaves earlier deletions alone."""
+    early, *rest = [make_author(f"s{i}@example.com") for i in range(3)]
+    early.delete()
+    (total, _), stamp = Author.objects.all().soft_delete()
+    assert total == 2 and stamp is not None
+    assert Author.all_objects.filter(deleted_at=stamp).restore()[0] == 2
+    assert set(Author.objects.all()) == set(rest) and Author.objects.none().soft_delete() == ((0, {}), None)
+
+
+def test_live_unique_violation_has_code_unique():
+    """A live_unique clash in full_clean() is filed under the field with code "unique", so an API can answer 409."""
+    make_author("c@example.com")
+    with pytest.raises(ValidationError) as info:
+        Author(name="B", email="c@example.com").full_clean()
+    assert [e.code for e in info.value.error_dict["email"]] == ["unique"]
+
+
 def test_sliced_queryset_delete_is_refused():
     """Deleting a sliced queryset raises TypeError, as Django does."""
     make_author()
@@ -286,20 +304,21 @@ def test_migrations_see_deleted_rows():
 
 
 def test_signals_fire_for_each_deleted_and_restored_row():
-    """post_soft_delete and post_restore are sent for the root and each cascaded row."""
+    """post_soft_delete and post_restore are sent for the root and each cascaded row, with the deletion's stamp."""
     author, books, chapters = make_tree()
     seen: list[tuple[str, object, bool]] = []
 
-    def on_delete(sender, instance, using, **kwargs):
-        seen.append(("delete", instance.pk, instance.is_deleted))
+    def on_delete(sender, instance, using, deleted_at, **kwargs):
+        seen.append(("delete", instance.pk, instance.is_deleted and deleted_at == instance.deleted_at))
 
-    def on_restore(sender, instance, using, **kwargs):
-        seen.append(("restore", instance.pk, instance.is_deleted))
+    def on_restore(sender, instance, using, deleted_at, **kwargs):
+        seen.append(("restore", instance.pk, instance.is_deleted or deleted_at != stamp))
 
     post_soft_delete.connect(on_delete)
     post_restore.connect(on_restore)
     try:
         author.delete()
+        stamp = author.deleted_at
         author.restore()
     finally:
         post_soft_delete.disconnect(on_delete)

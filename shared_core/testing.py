@@ -1,4 +1,10 @@
-"""A real, scriptable HTTP/1.1 server on 127.0.0.1 for the client tests."""
+"""Test helpers for services built on shared_core: a real, scriptable HTTP/1.1 server on 127.0.0.1.
+
+``with Upstream() as users: users.script("/api/users/x/", Reply(404)); ...`` gives a
+service under test a real neighbour that answers, fails, stalls or trickles
+as scripted, and records what it was sent. Turn the client's backoff sleeps
+off with ``shared_core.clients.set_testing(True)``.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +13,8 @@ import time
 from collections import defaultdict, deque
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+__all__ = ["Reply", "Seen", "Upstream"]
 
 
 @dataclass
@@ -24,6 +32,8 @@ class Reply:
 
 @dataclass
 class Seen:
+    """One request the upstream received."""
+
     method: str
     path: str
     headers: dict[str, str]
@@ -84,16 +94,19 @@ class Upstream:
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread = threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True)
 
     @property
     def url(self) -> str:
+        """The server's base URL."""
         return f"http://127.0.0.1:{self.server.server_address[1]}"
 
     def script(self, path: str, *replies: Reply) -> None:
+        """Answer ``path`` with ``replies`` in order, then keep repeating the last one."""
         self.scripts[path] = deque(replies)
 
     def hits(self, path: str) -> list[Seen]:
+        """The requests received for ``path`` (query strings ignored), oldest first."""
         return [s for s in self.seen if s.path.split("?")[0] == path]
 
     def __enter__(self) -> Upstream:

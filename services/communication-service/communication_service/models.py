@@ -1,0 +1,20 @@
+"""Notifications sent to users about tickets."""
+
+from django.db import models
+
+from shared_core.models import BaseModel, live_unique
+
+
+class Notification(BaseModel):
+    ticket_id = models.UUIDField(db_index=True)
+    recipient_id = models.UUIDField()
+    recipient_email = models.EmailField()
+    message = models.TextField()
+    # NULL, not "", for "no key": NULLs never collide in the live_unique constraint.
+    idempotency_key = models.CharField(max_length=128, null=True, blank=True, editable=False)  # noqa: DJ001
+
+    class Meta:
+        constraints = [live_unique("idempotency_key")]
+
+    def __str__(self) -> str:
+        return f"{self.recipient_email}: {self.message[:40]}"

@@ -1,0 +1,87 @@
+"""The JSON API of communication-service."""
+
+from functools import cache
+from typing import Any
+
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse, JsonResponse
+
+from communication_service.models import Notification
+from shared_core.api import (
+    APIError,
+    api_view,
+    create_once,
+    get_or_404,
+    idempotency_key,
+    include_deleted,
+    json_body,
+    list_limit,
+    parse_uuid,
+    replayed,
+    required_str,
+    rows,
+)
+from shared_core.clients import HTTPClient, HTTPStatusError
+
+
+@cache
+def users() -> HTTPClient:
+    return HTTPClient(settings.USER_SERVICE_URL)
+
+
+def render_notification(notification: Notification) -> dict[str, Any]:
+    return {
+        "id": notification.id,
+        "ticket_id": notification.ticket_id,
+        "recipient_id": notification.recipient_id,
+        "recipient_email": notification.recipient_email,
+        "message": notification.message,
+        "is_deleted": notification.is_deleted,
+        "created_at": notification.created_at,
+    }
+
+
+def recipient_email(recipient_id: object) -> str:
+    try:
+        user = users().get_json(f"/api/users/{recipient_id}/")
+    except HTTPStatusError as exc:
+        if exc.status_code == 404:
+            raise APIError(400, "invalid_field", "recipient_id names no live user", field="recipient_id") from None
+        raise
+    return str(user["email"])
+
+
+@api_view("GET", "POST")
+def notifications(request: HttpRequest) -> HttpResponse:
+    if request.method == "GET":
+        queryset = Notification.all_objects.all() if include_deleted(request) else Notification.objects.all()
+        if "ticket_id" in request.GET:
+            queryset = queryset.filter(ticket_id=parse_uuid(request.GET["ticket_id"], "ticket_id"))
+        return rows(queryset.order_by("-created_at")[: list_limit(request)], render_notification)
+
+    data = json_body(request)
+    ticket_id = parse_uuid(data.get("ticket_id"), "ticket_id")
+    recipient_id = parse_uuid(data.get("recipient_id"), "recipient_id")
+    message = required_str(data, "message", 2000)
+    key = idempotency_key(request)
+    replay = replayed(Notification, key, render_notification)
+    if replay is not None:
+        return replay
+    email = recipient_email(recipient_id)
+
+    def create() -> Notification:
+        return Notification.objects.create(
+            ticket_id=ticket_id, recipient_id=recipient_id, recipient_email=email, message=message, idempotency_key=key
+        )
+
+    return create_once(Notification, key, create, render_notification)
+
+
+@api_view("GET", "DELETE")
+def notification_detail(request: HttpRequest, notification_id: str) -> HttpResponse:
+    queryset = Notification.all_objects.all() if include_deleted(request) else Notification.objects.all()
+    notification = get_or_404(queryset, notification_id, "notification")
+    if request.method == "DELETE":
+        notification.soft_delete()
+        return HttpResponse(status=204)
+    return JsonResponse(render_notification(notification))

@@ -1,0 +1,90 @@
+"""communication-service's API through Django's test client, with a real local user-service stand-in."""
+
+import json
+import threading
+import uuid
+
+import pytest
+from communication_service.models import Notification
+from django.db import connection
+
+from shared_core.testing import Reply
+
+RECIPIENT = str(uuid.uuid4())
+TICKET = str(uuid.uuid4())
+
+
+@pytest.fixture
+def known_user(user_service):
+    user_service.script(f"/api/users/{RECIPIENT}/", Reply(body=json.dumps({"email": "ada@example.com"}).encode()))
+    return user_service
+
+
+def send(api, key=None, **fields):
+    body = {"ticket_id": TICKET, "recipient_id": RECIPIENT, "message": "hello", **fields}
+    extra = {"HTTP_IDEMPOTENCY_KEY": key} if key else {}
+    return api.post("/api/notifications/", body, content_type="application/json", **extra)
+
+
+def test_notification_stores_recipient_email(api, known_user):
+    """A notification looks its recipient up in user-service and stores the email."""
+    response = send(api)
+    assert response.status_code == 201 and response.json()["recipient_email"] == "ada@example.com"
+    listed = api.get(f"/api/notifications/?ticket_id={TICKET}").json()["results"]
+    assert [n["id"] for n in listed] == [response.json()["id"]]
+
+
+def test_replay_with_same_key_returns_first_result_and_stores_one_row(api, known_user):
+    """A second POST with the same Idempotency-Key returns the first notification; one row exists."""
+    first = send(api, key="ticket-1-created")
+    known_user.script(f"/api/users/{RECIPIENT}/", Reply(503))  # a replay must not need user-service
+    again = send(api, key="ticket-1-created", message="different")
+    assert (first.status_code, again.status_code) == (201, 200)
+    assert again.json() == first.json() and again["Idempotent-Replayed"] == "true"
+    assert Notification.all_objects.count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_posts_with_one_key_store_one_row(known_user, settings):
+    """Eight simultaneous POSTs with one key store exactly one notification."""
+    from django.test import Client
+
+    statuses: list[int] = []
+
+    def post() -> None:
+        client = Client(HTTP_AUTHORIZATION=f"Bearer {settings.SERVICE_AUTH_TOKEN}")
+        statuses.append(send(client, key="race").status_code)
+        connection.close()
+
+    threads = [threading.Thread(target=post) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(statuses).count(201) == 1 and set(statuses) <= {200, 201}
+    assert Notification.all_objects.filter(idempotency_key="race").count() == 1
+
+
+def test_unknown_recipient_is_400(api, user_service):
+    """A recipient user-service does not know is a 400 naming recipient_id."""
+    user_service.script(f"/api/users/{RECIPIENT}/", Reply(404))
+    response = send(api)
+    assert response.status_code == 400 and response.json()["field"] == "recipient_id"
+
+
+@pytest.mark.parametrize(
+    ("fields", "field"),
+    [({"ticket_id": "x"}, "ticket_id"), ({"recipient_id": None}, "recipient_id"), ({"message": ""}, "message")],
+)
+def test_bad_fields_are_400(api, user_service, fields, field):
+    """Invalid fields are 400 JSON errors naming the field."""
+    response = send(api, **fields)
+    assert response.status_code == 400 and response.json()["field"] == field
+
+
+def test_delete_is_soft(api, known_user):
+    """DELETE hides a notification but keeps the row."""
+    notification_id = send(api).json()["id"]
+    assert api.delete(f"/api/notifications/{notification_id}/").status_code == 204
+    assert api.get(f"/api/notifications/{notification_id}/").status_code == 404
+    assert api.get(f"/api/notifications/{notification_id}/?include_deleted=1").json()["is_deleted"] is True

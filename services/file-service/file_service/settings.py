@@ -1,0 +1,10 @@
+"""file-service settings: the shared part comes from shared_core (README: Environment variables)."""
+
+import os
+from pathlib import Path
+
+from shared_core.settings import service_settings
+
+globals().update(service_settings("file-service", apps=["file_service"], urlconf="file_service.urls"))
+
+FILE_STORAGE_DIR = Path(os.environ.get("FILE_STORAGE_DIR", "/data/files"))

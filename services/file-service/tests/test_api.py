@@ -1,0 +1,75 @@
+"""file-service's API through Django's test client, with blobs in a temporary directory."""
+
+import hashlib
+import uuid
+
+from django.core.files.uploadedfile import SimpleUploadedFile
+from file_service.models import File
+from file_service.storage import blob_path
+
+TICKET = str(uuid.uuid4())
+
+
+def upload(api, data=b"hello bytes", name="hello.txt", ticket=TICKET):
+    document = SimpleUploadedFile(name, data, content_type="text/plain")
+    return api.post("/api/files/", {"ticket_id": ticket, "file": document})
+
+
+def test_upload_records_metadata_and_streams_bytes_back(api):
+    """An upload stores name, size, type and sha256; content returns the same bytes."""
+    created = upload(api)
+    assert created.status_code == 201
+    body = created.json()
+    assert (body["name"], body["size"], body["content_type"]) == ("hello.txt", 11, "text/plain")
+    assert body["sha256"] == hashlib.sha256(b"hello bytes").hexdigest()
+    content = api.get(f"/api/files/{body['id']}/content")
+    assert content.status_code == 200 and b"".join(content.streaming_content) == b"hello bytes"
+    assert [f["id"] for f in api.get(f"/api/files/?ticket_id={TICKET}").json()["results"]] == [body["id"]]
+
+
+def test_over_the_limit_is_413(api, settings):
+    """An upload larger than FILE_UPLOAD_MAX_BYTES gets a 413 JSON error and stores nothing."""
+    settings.FILE_UPLOAD_MAX_BYTES = 10
+    response = upload(api, data=b"x" * 11)
+    assert response.status_code == 413 and response.json()["error"] == "too_large"
+    assert File.all_objects.count() == 0
+
+
+def test_soft_delete_never_removes_bytes(api):
+    """Deleting a file hides it and its content, but its bytes stay on disk and come back on restore."""
+    body = upload(api).json()
+    assert api.delete(f"/api/files/{body['id']}/").status_code == 204
+    assert api.get(f"/api/files/{body['id']}/content").status_code == 404
+    assert blob_path(body["sha256"]).read_bytes() == b"hello bytes"
+    assert api.post(f"/api/files/{body['id']}/restore/").json()["is_deleted"] is False
+    assert api.get(f"/api/files/{body['id']}/content").status_code == 200
+
+
+def test_ticket_delete_and_restore_bring_back_exactly_its_files(api):
+    """A ticket's bulk delete takes its live files; restore since that deletion spares one deleted earlier."""
+    early, kept_a, kept_b = (upload(api, data=bytes([i])).json()["id"] for i in range(3))
+    api.delete(f"/api/files/{early}/")
+    other_ticket = upload(api, ticket=str(uuid.uuid4())).json()["id"]
+    deleted = api.post(f"/api/tickets/{TICKET}/files/delete/").json()
+    assert deleted["deleted"] == 2
+    since = deleted["deleted_at"]
+    assert api.post(f"/api/tickets/{TICKET}/files/delete/").json() == {"deleted": 0, "deleted_at": None}
+    restored = api.post(f"/api/tickets/{TICKET}/files/restore/", {"since": since}, content_type="application/json")
+    assert restored.json() == {"restored": 2}
+    live = {f["id"] for f in api.get(f"/api/files/?ticket_id={TICKET}").json()["results"]}
+    assert live == {kept_a, kept_b} and File.objects.filter(pk=other_ticket).exists()
+
+
+def test_bad_uploads_are_400(api):
+    """A missing file, a bad ticket id, a non-multipart body and a bad restore time are 400s naming the problem."""
+    no_file = api.post("/api/files/", {"ticket_id": TICKET})
+    assert no_file.status_code == 400 and no_file.json()["field"] == "file"
+    bad_ticket = upload(api, ticket="nope")
+    assert bad_ticket.status_code == 400 and bad_ticket.json()["field"] == "ticket_id"
+    not_multipart = api.post("/api/files/", {"ticket_id": TICKET}, content_type="application/json")
+    assert not_multipart.status_code == 400 and not_multipart.json()["error"] == "invalid_body"
+    bad_since = api.post(
+        f"/api/tickets/{TICKET}/files/restore/", {"since": "yesterday"}, content_type="application/json"
+    )
+    assert bad_since.status_code == 400 and bad_since.json()["field"] == "since"
+    assert api.get("/api/files/%20/").status_code == 404

@@ -1,0 +1,34 @@
+from collections.abc import Iterator
+from types import SimpleNamespace
+
+import pytest
+from django.conf import settings
+from django.test import Client
+from ticket_service import upstreams
+
+from shared_core.clients import set_testing
+from shared_core.testing import Upstream
+
+
+@pytest.fixture
+def api(db) -> Client:
+    """A test client that sends the service token on every call."""
+    return Client(HTTP_AUTHORIZATION=f"Bearer {settings.SERVICE_AUTH_TOKEN}")
+
+
+@pytest.fixture
+def neighbours(settings) -> Iterator[SimpleNamespace]:
+    """Real local HTTP servers standing in for user-, communication- and file-service."""
+    set_testing(True)
+    with Upstream() as users, Upstream() as comms, Upstream() as files:
+        settings.USER_SERVICE_URL, settings.COMMUNICATION_SERVICE_URL, settings.FILE_SERVICE_URL = (
+            users.url,
+            comms.url,
+            files.url,
+        )
+        for client in (upstreams.users, upstreams.communications, upstreams.files):
+            client.cache_clear()
+        yield SimpleNamespace(users=users, comms=comms, files=files)
+    for client in (upstreams.users, upstreams.communications, upstreams.files):
+        client.cache_clear()
+    set_testing(False)

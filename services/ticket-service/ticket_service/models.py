@@ -1,0 +1,20 @@
+"""Tickets. A ticket's requester lives in user-service, its attachments in file-service."""
+
+from django.db import models
+
+from shared_core.models import BaseModel, live_unique
+
+
+class Ticket(BaseModel):
+    title = models.CharField(max_length=200)
+    description = models.TextField(blank=True)
+    requester_id = models.UUIDField(db_index=True)
+    notified = models.BooleanField(default=False)
+    # NULL, not "", for "no key": NULLs never collide in the live_unique constraint.
+    idempotency_key = models.CharField(max_length=128, null=True, blank=True, editable=False)  # noqa: DJ001
+
+    class Meta:
+        constraints = [live_unique("idempotency_key")]
+
+    def __str__(self) -> str:
+        return self.title

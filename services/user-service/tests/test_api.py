@@ -1,0 +1,105 @@
+"""user-service's API through Django's test client."""
+
+import uuid
+
+import pytest
+from user_service.models import User
+
+
+def create(api, **fields):
+    body = {"email": "ada@example.com", "name": "Ada", **fields}
+    return api.post("/api/users/", body, content_type="application/json")
+
+
+def test_create_get_and_list_users(api):
+    """POST creates a user (201); GET shows it; the list holds it."""
+    created = create(api)
+    assert created.status_code == 201
+    user_id = created.json()["id"]
+    assert api.get(f"/api/users/{user_id}/").json()["email"] == "ada@example.com"
+    assert [u["id"] for u in api.get("/api/users/").json()["results"]] == [user_id]
+
+
+def test_delete_hides_keeps_and_restores(api):
+    """DELETE is soft (204): hidden, listed with include_deleted, still in the table, and restorable."""
+    user_id = create(api).json()["id"]
+    assert api.delete(f"/api/users/{user_id}/").status_code == 204
+    assert api.get(f"/api/users/{user_id}/").status_code == 404
+    assert api.get("/api/users/").json()["results"] == []
+    listed = api.get("/api/users/?include_deleted=1").json()["results"]
+    assert [u["is_deleted"] for u in listed] == [True]
+    assert User.all_objects.filter(pk=user_id, is_deleted=True).exists()
+    restored = api.post(f"/api/users/{user_id}/restore/")
+    assert restored.status_code == 200 and restored.json()["is_deleted"] is False
+
+
+def test_email_reusable_after_delete_but_not_while_live(api):
+    """A live duplicate email is a 409; after a soft delete the email can be used again."""
+    first = create(api).json()["id"]
+    assert create(api).status_code == 409
+    api.delete(f"/api/users/{first}/")
+    assert create(api).status_code == 201
+    assert api.post(f"/api/users/{first}/restore/").status_code == 409
+
+
+def test_patch_updates_fields(api):
+    """PATCH changes only the given fields."""
+    user_id = create(api).json()["id"]
+    patched = api.patch(f"/api/users/{user_id}/", {"name": "Ada L."}, content_type="application/json")
+    assert (
+        patched.status_code == 200
+        and patched.json()["name"] == "Ada L."
+        and patched.json()["email"] == "ada@example.com"
+    )
+
+
+def test_department_assignment(api):
+    """A user can belong to a live department; an unknown department is a 400 naming the field."""
+    dept = api.post("/api/departments/", {"name": "Support"}, content_type="application/json").json()["id"]
+    assert create(api, department_id=dept).json()["department_id"] == dept
+    bad = create(api, email="b@example.com", department_id=str(uuid.uuid4()))
+    assert bad.status_code == 400 and bad.json()["field"] == "department_id"
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"name": "No email"}, "email"),
+        ({"email": "not-an-address", "name": "x"}, "email"),
+        ({"email": "a@example.com", "name": 7}, "name"),
+        ({"email": "a@example.com", "name": "x" * 201}, "name"),
+        ({"email": "a@example.com", "name": "x", "department_id": "nope"}, "department_id"),
+    ],
+)
+def test_bad_fields_are_400_naming_the_field(api, body, field):
+    """Each invalid field gets a 400 with a JSON body that names it."""
+    response = api.post("/api/users/", body, content_type="application/json")
+    assert response.status_code == 400 and response.json()["field"] == field
+
+
+@pytest.mark.parametrize("raw", [b"{", b"[1, 2]", b"\xff\xfe", b"null"])
+def test_malformed_json_is_400(api, raw):
+    """A body that is not a JSON object is a 400 with a JSON error."""
+    response = api.generic("POST", "/api/users/", raw, content_type="application/json")
+    assert response.status_code == 400 and response.json()["error"] == "invalid_json"
+
+
+@pytest.mark.parametrize("user_id", ["not-a-uuid", str(uuid.uuid4()), "1' OR '1'='1"])
+def test_unknown_or_malformed_id_is_404_json(api, user_id):
+    """Unknown and malformed ids are 404 with a JSON body, never a 500."""
+    response = api.get(f"/api/users/{user_id}/")
+    assert response.status_code == 404 and response.json()["error"] == "not_found"
+
+
+def test_token_required_and_health_open(client, db):
+    """API calls without the token are 401; /healthz and /readyz need none."""
+    assert client.get("/api/users/").status_code == 401
+    assert client.get("/healthz").status_code == 200
+    assert client.get("/readyz").json() == {"status": "ready"}
+
+
+def test_unknown_path_and_wrong_method_are_json(api):
+    """An unknown path is a JSON 404 and a wrong method a JSON 405."""
+    assert api.get("/nope").json()["error"] == "not_found"
+    response = api.put("/api/users/")
+    assert response.status_code == 405 and response.json()["error"] == "method_not_allowed"

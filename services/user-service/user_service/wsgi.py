@@ -1,0 +1,5 @@
+"""WSGI entry point (WSGI_APP=user_service.wsgi:application)."""
+
+from django.core.wsgi import get_wsgi_application
+
+application = get_wsgi_application()

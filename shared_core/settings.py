@@ -1,0 +1,115 @@
+"""The settings every service shares, read from the environment in one place.
+
+A service's settings module is then a few lines::
+
+    from shared_core.settings import service_settings
+
+    globals().update(service_settings("user-service", apps=["user_service"], urlconf="user_service.urls"))
+
+Each environment variable and its default is listed in the README's table.
+Production is the default: ``DJANGO_DEBUG=1`` is needed for debug mode, and
+without it ``DJANGO_SECRET_KEY`` and ``SERVICE_AUTH_TOKEN`` must be set.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
+
+from shared_core.clients import DEFAULT_DEADLINE, DEFAULT_RETRIES
+from shared_core.logging_config import get_logging_config
+
+__all__ = ["DEFAULT_DATABASE_URL", "DEFAULT_UPLOAD_MAX_BYTES", "service_settings"]
+
+#: SQLite in the container's /data volume.
+DEFAULT_DATABASE_URL = "sqlite:////data/db.sqlite3"
+#: The largest request body a service accepts (FILE_UPLOAD_MAX_BYTES overrides it).
+DEFAULT_UPLOAD_MAX_BYTES = 10 * 1024 * 1024
+
+_DEBUG_SECRET_KEY = "debug-only-" + "x" * 50
+
+
+def _flag(env: Mapping[str, str], name: str) -> bool:
+    return env.get(name, "").lower() in ("1", "true", "yes", "on")
+
+
+def _required(env: Mapping[str, str], name: str, debug: bool, debug_default: str) -> str:
+    value = env.get(name, "")
+    if value:
+        return value
+    if debug:
+        return debug_default
+    raise ImproperlyConfigured(f"{name} must be set (or DJANGO_DEBUG=1 for a local debug run)")
+
+
+def _number(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name, "")
+    try:
+        return float(raw) if raw else default
+    except ValueError:
+        raise ImproperlyConfigured(f"{name} must be a number, got {raw!r}") from None
+
+
+def service_settings(
+    service_name: str,
+    *,
+    apps: Sequence[str],
+    urlconf: str,
+    env: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
+    """Django settings for one service: database, security, middleware, logging, token, client defaults.
+
+    ``apps``: the service's own apps, added after ``shared_core``. ``env``:
+    the environment to read (``os.environ`` when ``None``).
+    """
+    env = os.environ if env is None else env
+    debug = _flag(env, "DJANGO_DEBUG")
+    database = dj_database_url.parse(env.get("DATABASE_URL") or DEFAULT_DATABASE_URL, conn_max_age=60)
+    if database["ENGINE"] == "django.db.backends.sqlite3":
+        # WAL and IMMEDIATE transactions let gunicorn's threads write without "database is locked".
+        database["OPTIONS"] = {
+            "transaction_mode": "IMMEDIATE",
+            "timeout": 20,
+            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+        }
+        database["CONN_MAX_AGE"] = 0
+    upload_max = int(_number(env, "FILE_UPLOAD_MAX_BYTES", DEFAULT_UPLOAD_MAX_BYTES))
+    return {
+        "SERVICE_NAME": service_name,
+        "DEBUG": debug,
+        "SECRET_KEY": _required(env, "DJANGO_SECRET_KEY", debug, _DEBUG_SECRET_KEY),
+        "SERVICE_AUTH_TOKEN": _required(env, "SERVICE_AUTH_TOKEN", debug, "debug-token"),
+        "ALLOWED_HOSTS": [h.strip() for h in env.get("DJANGO_ALLOWED_HOSTS", "*").split(",") if h.strip()],
+        "INSTALLED_APPS": ["shared_core", *apps],
+        "MIDDLEWARE": [
+            "shared_core.middleware.RequestContextMiddleware",
+            "django.middleware.security.SecurityMiddleware",
+            "django.middleware.common.CommonMiddleware",
+            "django.middleware.csrf.CsrfViewMiddleware",
+            "django.middleware.clickjacking.XFrameOptionsMiddleware",
+            "shared_core.middleware.ServiceTokenMiddleware",
+        ],
+        "ROOT_URLCONF": urlconf,
+        "DATABASES": {"default": database},
+        "DEFAULT_AUTO_FIELD": "django.db.models.BigAutoField",
+        "USE_TZ": True,
+        "TIME_ZONE": "UTC",
+        "APPEND_SLASH": False,
+        "LOGGING": get_logging_config(service_name, debug=debug),
+        "HTTP_CLIENT_DEADLINE": _number(env, "HTTP_CLIENT_DEADLINE", DEFAULT_DEADLINE),
+        "HTTP_CLIENT_RETRIES": int(_number(env, "HTTP_CLIENT_RETRIES", DEFAULT_RETRIES)),
+        "FILE_UPLOAD_MAX_BYTES": upload_max,
+        "DATA_UPLOAD_MAX_MEMORY_SIZE": 1024 * 1024,
+        "FILE_UPLOAD_MAX_MEMORY_SIZE": 1024 * 1024,
+        "FILE_UPLOAD_TEMP_DIR": env.get("FILE_UPLOAD_TEMP_DIR") or None,
+        # Services speak plain HTTP on a private network; TLS and HSTS belong to the edge in front.
+        "SECURE_CONTENT_TYPE_NOSNIFF": True,
+        "SESSION_COOKIE_SECURE": True,
+        "CSRF_COOKIE_SECURE": True,
+        "X_FRAME_OPTIONS": "DENY",
+        "SILENCED_SYSTEM_CHECKS": ["security.W004", "security.W008"],
+    }
