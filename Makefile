@@ -65,10 +65,21 @@ test-image: venv ## Base image contract tests (builds it): a child image FROM it
 	  echo "test-image: SKIPPED, no Docker engine answers (outside CI this is not a failure)"; exit 0; \
 	fi; \
 	$(MAKE) --no-print-directory base; \
-	SHARED_CORE_BASE_IMAGE=$(BASE_IMAGE) tools/with-registry $(PYTEST) tests/image --junitxml=$(RESULTS)/image.xml
+	SHARED_CORE_BASE_IMAGE=$(BASE_IMAGE) tools/with-registry $(PYTEST) tests/image -p no:django --junitxml=$(RESULTS)/image.xml
+
+.PHONY: test-integration
+test-integration: venv ## The cross-container suite: pytest-docker runs the stack and injects real faults
+	@mkdir -p $(RESULTS)
+	@if ! docker info >/dev/null 2>&1; then \
+	  if [[ -n "$${CI:-}" ]]; then echo "test-integration: CI needs a Docker engine and none answers" >&2; exit 1; fi; \
+	  echo "test-integration: SKIPPED, no Docker engine answers (outside CI this is not a failure)"; exit 0; \
+	fi; \
+	$(MAKE) --no-print-directory base; \
+	SHARED_CORE_BASE_IMAGE=$(BASE_IMAGE) $(PYTEST) tests/integration -p no:django \
+	  --junitxml=$(RESULTS)/integration.xml $(PYTEST_ARGS)
 
 .PHONY: test
-test: lint test-unit test-services test-unit-postgres test-image ## Everything: lint, unit tests (SQLite, PostgreSQL), image tests
+test: lint test-unit test-services test-unit-postgres test-image test-integration ## Everything: lint, unit, image and integration tests
 
 # The stack: docker compose (v2) where it exists, else docker-compose (v1).
 COMPOSE := $(shell if docker compose version >/dev/null 2>&1; then echo "docker compose"; else echo docker-compose; fi)

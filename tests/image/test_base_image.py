@@ -101,6 +101,7 @@ def test_read_only_root_serves_and_turns_healthy(run_child):
     child = run_child()
     response = child.get("/healthz", headers={"X-Request-ID": "contract-1"})
     assert response.status_code == 200 and response.headers["X-Request-ID"] == "contract-1"
+    assert [line for line in child.logs().splitlines() if " ERROR " in line] == []
 
 
 def test_tini_is_pid_one_and_gunicorn_uses_env_settings(run_child):

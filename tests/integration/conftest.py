@@ -1,0 +1,199 @@
+"""The integration suite's configuration: pytest-docker brings the real stack up once per run.
+
+Black-box: nothing here imports project code. The stack is compose/compose.yaml plus
+tests/integration/compose.test.yaml, under a per-run project name, on random 127.0.0.1 ports,
+with a per-run token. Readiness comes from the containers' healthchecks.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import subprocess
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import docker
+import pytest
+import requests
+from docker.models.containers import Container
+
+ROOT = Path(__file__).resolve().parents[2]
+#: Generous bound for a container to become healthy on a busy 2-core machine.
+HEALTHY_WITHIN = 120.0
+#: What the suite sets as HTTP_CLIENT_DEADLINE in the services it starts.
+CLIENT_DEADLINE = 3.0
+#: Generous bound on how far past a deadline a reply may come, on a busy 2-core machine.
+MARGIN = 2.0
+SERVICES = ("user-service", "ticket-service", "communication-service", "file-service")
+
+
+@pytest.fixture(scope="session")
+def docker_client() -> docker.DockerClient:
+    """The local engine; skipped with one line outside CI when there is none, a failure in CI."""
+    try:
+        client = docker.from_env()
+        client.ping()
+    except docker.errors.DockerException as exc:
+        if os.environ.get("CI"):
+            pytest.fail(f"CI needs a Docker engine: {exc}")
+        pytest.skip(f"no Docker engine ({exc.__class__.__name__}): integration tests skipped")
+    return client
+
+
+@pytest.fixture(scope="session")
+def docker_compose_command() -> str:
+    """`docker compose` (v2) where it exists, else `docker-compose` (v1)."""
+    v2 = subprocess.run(["docker", "compose", "version"], capture_output=True, check=False)
+    return "docker compose" if v2.returncode == 0 else "docker-compose"
+
+
+@pytest.fixture(scope="session")
+def docker_compose_file() -> list[str]:
+    return [str(ROOT / "compose" / "compose.yaml"), str(ROOT / "tests" / "integration" / "compose.test.yaml")]
+
+
+@pytest.fixture(scope="session")
+def docker_compose_project_name() -> str:
+    """A fresh project per run, so two runs never collide."""
+    return f"scit{uuid.uuid4().hex[:10]}"
+
+
+@pytest.fixture(scope="session")
+def token() -> str:
+    return secrets.token_urlsafe(24)
+
+
+@pytest.fixture(scope="session")
+def stack_env(token: str) -> Iterator[None]:
+    """The environment Compose reads: base image, per-run secrets, random host ports, a short deadline."""
+    base = os.environ.get("SHARED_CORE_BASE_IMAGE")
+    if not base:
+        pytest.fail("SHARED_CORE_BASE_IMAGE is not set: run the suite with `make test-integration`")
+    values = {
+        "BASE_IMAGE": base,
+        "SHARED_CORE_VERSION": base.rsplit(":", 1)[-1],
+        "SERVICE_AUTH_TOKEN": token,
+        "DJANGO_SECRET_KEY": secrets.token_urlsafe(50),
+        "HTTP_CLIENT_DEADLINE": str(CLIENT_DEADLINE),
+        "USER_PORT": "",
+        "TICKET_PORT": "",
+        "COMMUNICATION_PORT": "",
+        "FILE_PORT": "",
+        "LOG_FORMAT": os.environ.get("LOG_FORMAT", "text"),
+    }
+    saved = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    yield
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+
+
+@pytest.fixture(scope="session")
+def docker_setup(stack_env: None) -> list[str]:
+    """Build and start; healthchecks are awaited by the `stack` fixture (Compose v1 has no --wait)."""
+    return ["up --build -d"]
+
+
+@pytest.fixture(scope="session")
+def docker_cleanup() -> list[str]:
+    return ["down -v --remove-orphans"]
+
+
+class Stack:
+    """The running stack: containers, base URLs and helpers."""
+
+    def __init__(self, client: docker.DockerClient, project: str, token: str) -> None:
+        self.client, self.project, self.token = client, project, token
+        self.auth = {"Authorization": f"Bearer {token}"}
+
+    def container(self, service: str) -> Container:
+        (found,) = self.client.containers.list(
+            all=True,
+            filters={"label": [f"com.docker.compose.project={self.project}", f"com.docker.compose.service={service}"]},
+        )
+        return found
+
+    def all_containers(self) -> list[Container]:
+        return self.client.containers.list(all=True, filters={"label": f"com.docker.compose.project={self.project}"})
+
+    def url(self, service: str) -> str:
+        container = self.container(service)
+        container.reload()
+        port = container.attrs["NetworkSettings"]["Ports"]["8000/tcp"][0]["HostPort"]
+        return f"http://127.0.0.1:{port}"
+
+    def wait_healthy(self, *services: str) -> None:
+        """Wait for the healthchecks of ``services`` (all when none) to report healthy."""
+        give_up = time.monotonic() + HEALTHY_WITHIN
+        pending = list(services) or [c.labels["com.docker.compose.service"] for c in self.all_containers()]
+        while pending:
+            container = self.container(pending[0])
+            container.reload()
+            if container.attrs["State"].get("Health", {}).get("Status") == "healthy":
+                pending.pop(0)
+                continue
+            if time.monotonic() > give_up:
+                raise AssertionError(f"{pending[0]} not healthy: {container.attrs['State']}")
+            time.sleep(0.25)
+
+    def call(self, method: str, service: str, path: str, **kwargs: Any) -> requests.Response:
+        """An authenticated call to ``service`` from the host (30 s timeout)."""
+        headers = {**self.auth, **kwargs.pop("headers", {})}
+        return requests.request(method, self.url(service) + path, headers=headers, timeout=30, **kwargs)
+
+    def logs(self, service: str) -> str:
+        return self.container(service).logs().decode(errors="replace")
+
+    def manage(self, service: str, code: str) -> str:
+        """Run Python in ``service`` with Django set up (manage.py shell) and return its output."""
+        result = self.container(service).exec_run(["python3", "manage.py", "shell", "-v", "0", "-c", code])
+        assert result.exit_code == 0, result.output.decode()
+        return result.output.decode().strip()
+
+
+@pytest.fixture(scope="session")
+def stack(
+    docker_client: docker.DockerClient, docker_services: Any, docker_compose_project_name: str, token: str
+) -> Stack:
+    """The whole stack, every container healthy."""
+    running = Stack(docker_client, docker_compose_project_name, token)
+    running.wait_healthy()
+    return running
+
+
+@pytest.fixture
+def upstream(stack: Stack) -> Iterator[Any]:
+    """The scriptable upstream, reset before and after each test."""
+
+    class Control:
+        base = stack.url("upstream")
+
+        def script(self, path: str, *replies: dict[str, Any]) -> None:
+            requests.post(f"{self.base}/_script", json={"path": path, "replies": list(replies)}, timeout=10)
+
+        def seen(self, path: str) -> list[dict[str, Any]]:
+            return requests.get(f"{self.base}/_seen", params={"path": path}, timeout=10).json()
+
+    control = Control()
+    requests.post(f"{control.base}/_reset", timeout=10)
+    yield control
+    requests.post(f"{control.base}/_reset", timeout=10)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    """On a failure, attach the last log lines of every container, so the failure explains itself."""
+    outcome = yield
+    report = outcome.get_result()
+    stack = item.funcargs.get("stack") if hasattr(item, "funcargs") else None
+    if report.failed and isinstance(stack, Stack):
+        for container in stack.all_containers():
+            tail = container.logs(tail=25).decode(errors="replace")
+            report.sections.append((f"container {container.name} (last 25 lines)", tail))
