@@ -15,6 +15,7 @@ PYTEST := $(BIN)/python -m pytest
 BASE_REPO ?= shared-core/base
 BASE_IMAGE := $(BASE_REPO):$(VERSION)
 ROOT_IMAGE ?= shared-core/root:trixie
+POSTGRES_ROOT_IMAGE ?= shared-core/root-postgres:trixie
 DEFAULT_ROOT_IMAGE := shared-core/root:trixie
 WHEELHOUSE := base-image/wheelhouse
 DJANGO_VERSION := $(shell sed -n 's/^django==\([^ ]*\).*/\1/p' base-image/requirements.lock)
@@ -65,7 +66,9 @@ test-image: venv ## Base image contract tests (builds it): a child image FROM it
 	  echo "test-image: SKIPPED, no Docker engine answers (outside CI this is not a failure)"; exit 0; \
 	fi; \
 	$(MAKE) --no-print-directory base; \
-	SHARED_CORE_BASE_IMAGE=$(BASE_IMAGE) tools/with-registry $(PYTEST) tests/image -p no:django --junitxml=$(RESULTS)/image.xml
+	SHARED_CORE_BASE_IMAGE=$(BASE_IMAGE) tools/with-registry $(PYTEST) tests/image -p no:django -W ignore::pytest.PytestConfigWarning --junitxml=$(RESULTS)/image.xml
+
+INTEGRATION_TESTS ?= tests/integration
 
 .PHONY: test-integration
 test-integration: venv ## The cross-container suite: pytest-docker runs the stack and injects real faults
@@ -74,12 +77,16 @@ test-integration: venv ## The cross-container suite: pytest-docker runs the stac
 	  if [[ -n "$${CI:-}" ]]; then echo "test-integration: CI needs a Docker engine and none answers" >&2; exit 1; fi; \
 	  echo "test-integration: SKIPPED, no Docker engine answers (outside CI this is not a failure)"; exit 0; \
 	fi; \
-	$(MAKE) --no-print-directory base; \
-	SHARED_CORE_BASE_IMAGE=$(BASE_IMAGE) $(PYTEST) tests/integration -p no:django \
-	  --junitxml=$(RESULTS)/integration.xml $(PYTEST_ARGS)
+	$(MAKE) --no-print-directory base $(if $(filter postgres,$(DB)),root-postgres-image); \
+	DB=$(DB) SHARED_CORE_BASE_IMAGE=$(BASE_IMAGE) $(PYTEST) $(INTEGRATION_TESTS) -p no:django -W ignore::pytest.PytestConfigWarning \
+	  --junitxml=$(RESULTS)/integration-$(DB).xml $(PYTEST_ARGS)
+
+.PHONY: test-integration-postgres
+test-integration-postgres: ## The cross-container soft-delete tests again, with the services on PostgreSQL
+	@$(MAKE) --no-print-directory test-integration DB=postgres INTEGRATION_TESTS=tests/integration/test_soft_delete.py
 
 .PHONY: test
-test: lint test-unit test-services test-unit-postgres test-image test-integration ## Everything: lint, unit, image and integration tests
+test: lint test-unit test-services test-unit-postgres test-image test-integration test-integration-postgres ## Everything
 
 # The stack: docker compose (v2) where it exists, else docker-compose (v1).
 COMPOSE := $(shell if docker compose version >/dev/null 2>&1; then echo "docker compose"; else echo docker-compose; fi)
@@ -89,14 +96,23 @@ COMPOSE_FILES := -f compose/compose.yaml $(if $(filter postgres,$(DB)),-f compos
 STACK = BASE_IMAGE=$(BASE_IMAGE) SHARED_CORE_VERSION=$(VERSION) $(COMPOSE) --project-directory compose \
 	-p $(PROJECT) $(COMPOSE_FILES)
 
+SECRET = python3 -c 'import secrets; print(secrets.token_urlsafe($(1)))'
+
 compose/.env:
 	@umask 077; { echo "# Written by make up on first run; never commit it."; \
-	  echo "SERVICE_AUTH_TOKEN=$$(python3 -c 'import secrets; print(secrets.token_urlsafe(32))')"; \
-	  echo "DJANGO_SECRET_KEY=$$(python3 -c 'import secrets; print(secrets.token_urlsafe(50))')"; } > $@
-	@echo "wrote $@ (service token and secret key)"
+	  echo "SERVICE_AUTH_TOKEN=$$($(call SECRET,32))"; \
+	  echo "DJANGO_SECRET_KEY=$$($(call SECRET,50))"; \
+	  echo "POSTGRES_PASSWORD=$$($(call SECRET,24))"; } > $@
+	@echo "wrote $@ (service token, secret key, PostgreSQL password)"
+
+.PHONY: root-postgres-image
+root-postgres-image: ## Build the PostgreSQL root image offline with debootstrap (once)
+	@if docker image inspect $(POSTGRES_ROOT_IMAGE) >/dev/null 2>&1; then echo "$(POSTGRES_ROOT_IMAGE) exists"; \
+	else tools/build-rootfs $(POSTGRES_ROOT_IMAGE) trixie postgresql,tini; fi
 
 .PHONY: up
-up: base compose/.env ## Build what is missing and run the four services (DB=postgres for PostgreSQL)
+up: base compose/.env $(if $(filter postgres,$(DB)),root-postgres-image) ## Build what is missing and run the services (DB=postgres: PostgreSQL)
+	@grep -q '^POSTGRES_PASSWORD=' compose/.env || echo "POSTGRES_PASSWORD=$$($(call SECRET,24))" >> compose/.env
 	$(STACK) build
 	$(STACK) up -d
 	@tools/wait-healthy $(PROJECT) 180

@@ -6,8 +6,8 @@ Views decorated with ``api_view`` never answer with a traceback or an HTML page:
 - a non-2xx upstream (``HTTPStatusError``) becomes 502, an unreachable one
   (``HTTPConnectionError``) 503, a slow one (``HTTPTimeoutError``,
   ``HTTPDeadlineExceeded``) 504, each naming the upstream call;
-- a wrong method gets 405; ``handler404``/``handler500`` answer unknown paths
-  and crashes with JSON too.
+- a wrong method gets 405; ``handler400`` to ``handler500`` answer rejected
+  requests, unknown paths and crashes with JSON too (import them into a URLconf).
 
 Every JSON error has ``error``, ``detail`` and ``request_id``.
 """
@@ -24,10 +24,12 @@ from django.core.exceptions import RequestDataTooBig
 from django.db import DatabaseError, IntegrityError, connections, transaction
 from django.db.models import Model, QuerySet
 from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.urls import URLPattern, path
 from django.views.decorators.csrf import csrf_exempt
 
 from shared_core.clients import (
     IDEMPOTENCY_KEY_HEADER,
+    HTTPClient,
     HTTPClientError,
     HTTPConnectionError,
     HTTPStatusError,
@@ -42,11 +44,13 @@ __all__ = [
     "APIError",
     "api_view",
     "create_once",
+    "fetch_or_400",
     "get_or_404",
     "handler400",
     "handler403",
     "handler404",
     "handler500",
+    "health_urls",
     "healthz",
     "idempotency_key",
     "include_deleted",
@@ -190,6 +194,20 @@ def list_limit(request: HttpRequest) -> int:
     return int(raw)
 
 
+def fetch_or_400(client: HTTPClient, path: str, field: str, detail: str) -> Any:
+    """GET ``path`` from another service; its 404 becomes our 400 naming ``field`` (other failures propagate).
+
+    For references into another service (a requester, a recipient): the caller sent an id that
+    names nothing there, which is bad input here, not a missing resource here.
+    """
+    try:
+        return client.get_json(path)
+    except HTTPStatusError as exc:
+        if exc.status_code == 404:
+            raise APIError(400, "invalid_field", detail, field=field) from None
+        raise
+
+
 def rows(objects: Iterable[_M], render: Callable[[_M], dict[str, Any]]) -> JsonResponse:
     """A JSON list response ``{"results": [...]}``."""
     return JsonResponse({"results": [render(obj) for obj in objects]})
@@ -281,3 +299,7 @@ def handler404(request: HttpRequest, exception: Exception | None = None) -> Json
 def handler500(request: HttpRequest) -> JsonResponse:
     """JSON for unexpected errors; the details go to the log, not to the client."""
     return json_error(500, "internal_error", "the service failed; see its log for this request id")
+
+
+#: ``urlpatterns = [*health_urls, ...]``: ``/healthz`` and ``/readyz`` for a service's URLconf.
+health_urls: list[URLPattern] = [path("healthz", healthz), path("readyz", readyz)]

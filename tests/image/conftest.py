@@ -20,19 +20,6 @@ HEALTHY_WITHIN = 60.0
 
 
 @pytest.fixture(scope="session")
-def docker_client() -> docker.DockerClient:
-    """A client for the local engine; skipped with one line outside CI when there is none, failed in CI."""
-    try:
-        client = docker.from_env()
-        client.ping()
-    except docker.errors.DockerException as exc:
-        if os.environ.get("CI"):
-            pytest.fail(f"CI needs a Docker engine: {exc}")
-        pytest.skip(f"no Docker engine ({exc.__class__.__name__}): Docker tests skipped")
-    return client
-
-
-@pytest.fixture(scope="session")
 def base_image_ref() -> str:
     """The base image under test, as `make print-base-image` names it."""
     ref = os.environ.get("SHARED_CORE_BASE_IMAGE")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import uuid
 
 import pytest
@@ -64,3 +65,11 @@ def test_ticket_delete_takes_exactly_its_attachments_and_keeps_their_bytes(stack
     assert sorted(f["id"] for f in live) == sorted(ids[1:])
     content = stack.call("GET", "file-service", f"/api/files/{ids[1]}/content")
     assert content.status_code == 200 and content.content == blobs[1]
+
+
+def test_services_run_on_the_database_asked_for(stack):
+    """With DB=postgres every service talks to PostgreSQL; otherwise to SQLite."""
+    wanted = "postgresql" if os.environ.get("DB") == "postgres" else "sqlite"
+    for service in ("user-service", "ticket-service", "communication-service", "file-service"):
+        vendor = stack.manage(service, "from django.db import connection; print(connection.vendor)")
+        assert vendor == wanted, service

@@ -8,9 +8,9 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 
 from communication_service.models import Notification
 from shared_core.api import (
-    APIError,
     api_view,
     create_once,
+    fetch_or_400,
     get_or_404,
     idempotency_key,
     include_deleted,
@@ -21,7 +21,7 @@ from shared_core.api import (
     required_str,
     rows,
 )
-from shared_core.clients import HTTPClient, HTTPStatusError
+from shared_core.clients import HTTPClient
 
 
 @cache
@@ -42,12 +42,7 @@ def render_notification(notification: Notification) -> dict[str, Any]:
 
 
 def recipient_email(recipient_id: object) -> str:
-    try:
-        user = users().get_json(f"/api/users/{recipient_id}/")
-    except HTTPStatusError as exc:
-        if exc.status_code == 404:
-            raise APIError(400, "invalid_field", "recipient_id names no live user", field="recipient_id") from None
-        raise
+    user = fetch_or_400(users(), f"/api/users/{recipient_id}/", "recipient_id", "recipient_id names no live user")
     return str(user["email"])
 
 

@@ -1,16 +1,12 @@
 from django.urls import path
 
-from shared_core.api import healthz, readyz
+from shared_core.api import handler400, handler403, handler404, handler500, health_urls
 from ticket_service import views
 
-handler400 = "shared_core.api.handler400"
-handler403 = "shared_core.api.handler403"
-handler404 = "shared_core.api.handler404"
-handler500 = "shared_core.api.handler500"
+__all__ = ["handler400", "handler403", "handler404", "handler500", "urlpatterns"]
 
 urlpatterns = [
-    path("healthz", healthz),
-    path("readyz", readyz),
+    *health_urls,
     path("api/tickets/", views.tickets),
     path("api/tickets/<str:ticket_id>/", views.ticket_detail),
     path("api/tickets/<str:ticket_id>/restore/", views.ticket_restore),

@@ -7,9 +7,9 @@ from django.db import transaction
 from django.http import HttpRequest, HttpResponse, JsonResponse
 
 from shared_core.api import (
-    APIError,
     api_view,
     create_once,
+    fetch_or_400,
     get_or_404,
     idempotency_key,
     include_deleted,
@@ -20,7 +20,7 @@ from shared_core.api import (
     required_str,
     rows,
 )
-from shared_core.clients import HTTPClientError, HTTPStatusError
+from shared_core.clients import HTTPClientError
 from ticket_service.models import Ticket
 from ticket_service.upstreams import communications, users
 
@@ -43,12 +43,7 @@ def render_ticket(ticket: Ticket) -> dict[str, Any]:
 
 def check_requester(requester_id: object) -> None:
     """The requester must be a live user in user-service: 400 if not, 503/504 if it cannot tell."""
-    try:
-        users().get_json(f"/api/users/{requester_id}/")
-    except HTTPStatusError as exc:
-        if exc.status_code == 404:
-            raise APIError(400, "invalid_field", "requester_id names no live user", field="requester_id") from None
-        raise
+    fetch_or_400(users(), f"/api/users/{requester_id}/", "requester_id", "requester_id names no live user")
 
 
 def notify_requester(ticket: Ticket) -> None:
