@@ -81,9 +81,12 @@ test-integration: venv ## The cross-container suite: pytest-docker runs the stac
 	DB=$(DB) SHARED_CORE_BASE_IMAGE=$(BASE_IMAGE) $(PYTEST) $(INTEGRATION_TESTS) -p no:django -W ignore::pytest.PytestConfigWarning \
 	  --junitxml=$(RESULTS)/integration-$(DB).xml $(PYTEST_ARGS)
 
+LOG_TESTS := tests/integration/test_logging_and_security.py
 .PHONY: test-integration-postgres
-test-integration-postgres: ## The cross-container soft-delete tests again, with the services on PostgreSQL
-	@$(MAKE) --no-print-directory test-integration DB=postgres INTEGRATION_TESTS=tests/integration/test_soft_delete.py
+test-integration-postgres: ## Soft delete across containers again on PostgreSQL, with JSON logs
+	@LOG_FORMAT=json $(MAKE) --no-print-directory test-integration DB=postgres INTEGRATION_TESTS="\
+	  tests/integration/test_soft_delete.py $(LOG_TESTS)::test_every_log_line_has_the_shared_format \
+	  $(LOG_TESTS)::test_one_request_id_appears_in_three_services_logs"
 
 .PHONY: test
 test: lint test-unit test-services test-unit-postgres test-image test-integration test-integration-postgres ## Everything
