@@ -149,7 +149,20 @@ class SoftDeleteManager(models.Manager[_M]):
     def get_queryset(self) -> SoftDeleteQuerySet[_M]:
         """Live rows, or every row when the manager was made with ``include_deleted``."""
         queryset = cast(SoftDeleteQuerySet[_M], super().get_queryset())
-        return queryset if self.include_deleted else queryset.filter(is_deleted=False)
+        if not self.include_deleted:
+            # The same lookup filter(is_deleted=False) makes, resolved once per manager: every
+            # Model.objects access would otherwise pay ~30 us of lookup resolution (see bench/).
+            query = queryset.query
+            query.get_initial_alias()
+            query.where.add(self._live_lookup(), AND)
+        return queryset
+
+    def _live_lookup(self) -> Exact:
+        lookup = self.__dict__.get("_live")
+        if lookup is None:
+            field = self.model._meta.get_field("is_deleted")
+            lookup = self.__dict__["_live"] = Exact(field.get_col(self.model._meta.db_table), False)  # type: ignore[union-attr]
+        return lookup
 
     def active(self) -> SoftDeleteQuerySet[_M]:
         """Live rows."""
