@@ -18,7 +18,7 @@ import json
 import uuid
 from collections.abc import Callable, Iterable, Mapping
 from functools import wraps
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from django.core.exceptions import RequestDataTooBig
 from django.db import DatabaseError, IntegrityError, connections, transaction
@@ -36,6 +36,7 @@ from shared_core.clients import (
     HTTPTimeoutError,
 )
 from shared_core.middleware import json_error
+from shared_core.models import BaseModel, SoftDeleteQuerySet
 
 __all__ = [
     "DEFAULT_LIST_LIMIT",
@@ -56,12 +57,14 @@ __all__ = [
     "include_deleted",
     "json_body",
     "list_limit",
+    "newest",
     "optional_str",
     "parse_uuid",
     "readyz",
     "replayed",
     "required_str",
     "rows",
+    "visible",
 ]
 
 #: Rows a list endpoint returns unless ``?limit=`` asks for fewer or more.
@@ -72,6 +75,7 @@ MAX_LIST_LIMIT = 1000
 MAX_IDEMPOTENCY_KEY = 128
 
 _M = TypeVar("_M", bound=Model)
+_B = TypeVar("_B", bound=BaseModel)
 View = Callable[..., HttpResponse]
 
 
@@ -211,6 +215,17 @@ def fetch_or_400(client: HTTPClient, path: str, field: str, detail: str) -> Any:
 def rows(objects: Iterable[_M], render: Callable[[_M], dict[str, Any]]) -> JsonResponse:
     """A JSON list response ``{"results": [...]}``."""
     return JsonResponse({"results": [render(obj) for obj in objects]})
+
+
+def visible(model: type[_B], request: HttpRequest) -> SoftDeleteQuerySet[_B]:
+    """``model``'s live rows, or every row when the request asks ``?include_deleted=1``."""
+    manager = model.all_objects if include_deleted(request) else model.objects
+    return cast(SoftDeleteQuerySet[_B], manager.all())
+
+
+def newest(request: HttpRequest, queryset: QuerySet[_M], render: Callable[[_M], dict[str, Any]]) -> JsonResponse:
+    """``{"results": [...]}`` with the newest ``?limit=`` rows of ``queryset`` (see ``list_limit``)."""
+    return rows(queryset.order_by("-created_at")[: list_limit(request)], render)
 
 
 def idempotency_key(request: HttpRequest) -> str | None:

@@ -13,13 +13,12 @@ from shared_core.api import (
     fetch_or_400,
     get_or_404,
     idempotency_key,
-    include_deleted,
     json_body,
-    list_limit,
+    newest,
     parse_uuid,
     replayed,
     required_str,
-    rows,
+    visible,
 )
 from shared_core.clients import HTTPClient
 
@@ -49,10 +48,10 @@ def recipient_email(recipient_id: object) -> str:
 @api_view("GET", "POST")
 def notifications(request: HttpRequest) -> HttpResponse:
     if request.method == "GET":
-        queryset = Notification.all_objects.all() if include_deleted(request) else Notification.objects.all()
+        queryset = visible(Notification, request)
         if "ticket_id" in request.GET:
             queryset = queryset.filter(ticket_id=parse_uuid(request.GET["ticket_id"], "ticket_id"))
-        return rows(queryset.order_by("-created_at")[: list_limit(request)], render_notification)
+        return newest(request, queryset, render_notification)
 
     data = json_body(request)
     ticket_id = parse_uuid(data.get("ticket_id"), "ticket_id")
@@ -74,7 +73,7 @@ def notifications(request: HttpRequest) -> HttpResponse:
 
 @api_view("GET", "DELETE")
 def notification_detail(request: HttpRequest, notification_id: str) -> HttpResponse:
-    queryset = Notification.all_objects.all() if include_deleted(request) else Notification.objects.all()
+    queryset = visible(Notification, request)
     notification = get_or_404(queryset, notification_id, "notification")
     if request.method == "DELETE":
         notification.soft_delete()

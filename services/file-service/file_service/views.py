@@ -13,11 +13,10 @@ from shared_core.api import (
     APIError,
     api_view,
     get_or_404,
-    include_deleted,
     json_body,
-    list_limit,
+    newest,
     parse_uuid,
-    rows,
+    visible,
 )
 
 
@@ -64,15 +63,15 @@ def upload(request: HttpRequest) -> File:
 def files(request: HttpRequest) -> HttpResponse:
     if request.method == "POST":
         return JsonResponse(render_file(upload(request)), status=201)
-    queryset = File.all_objects.all() if include_deleted(request) else File.objects.all()
+    queryset = visible(File, request)
     if "ticket_id" in request.GET:
         queryset = queryset.filter(ticket_id=parse_uuid(request.GET["ticket_id"], "ticket_id"))
-    return rows(queryset.order_by("-created_at")[: list_limit(request)], render_file)
+    return newest(request, queryset, render_file)
 
 
 @api_view("GET", "DELETE")
 def file_detail(request: HttpRequest, file_id: str) -> HttpResponse:
-    queryset = File.all_objects.all() if include_deleted(request) and request.method == "GET" else File.objects.all()
+    queryset = visible(File, request) if request.method == "GET" else File.objects.all()
     file = get_or_404(queryset, file_id, "file")
     if request.method == "DELETE":
         file.soft_delete()

@@ -12,13 +12,12 @@ from shared_core.api import (
     fetch_or_400,
     get_or_404,
     idempotency_key,
-    include_deleted,
     json_body,
-    list_limit,
+    newest,
     optional_str,
     parse_uuid,
     required_str,
-    rows,
+    visible,
 )
 from shared_core.clients import HTTPClientError
 from ticket_service.models import Ticket
@@ -65,10 +64,10 @@ def notify_requester(ticket: Ticket) -> None:
 @api_view("GET", "POST")
 def tickets(request: HttpRequest) -> HttpResponse:
     if request.method == "GET":
-        queryset = Ticket.all_objects.all() if include_deleted(request) else Ticket.objects.all()
+        queryset = visible(Ticket, request)
         if "requester_id" in request.GET:
             queryset = queryset.filter(requester_id=parse_uuid(request.GET["requester_id"], "requester_id"))
-        return rows(queryset.order_by("-created_at")[: list_limit(request)], render_ticket)
+        return newest(request, queryset, render_ticket)
 
     data = json_body(request)
     title = required_str(data, "title", 200)
@@ -92,7 +91,7 @@ def ticket_detail(request: HttpRequest, ticket_id: str) -> HttpResponse:
             ticket = get_or_404(Ticket.objects.select_for_update(), ticket_id, "ticket")
             ticket.soft_delete()  # its attachments follow (ticket_service.signals) or nothing changes
         return HttpResponse(status=204)
-    queryset = Ticket.all_objects.all() if include_deleted(request) else Ticket.objects.all()
+    queryset = visible(Ticket, request)
     return JsonResponse(render_ticket(get_or_404(queryset, ticket_id, "ticket")))
 
 

@@ -11,12 +11,13 @@ from shared_core.api import (
     APIError,
     api_view,
     get_or_404,
-    include_deleted,
     json_body,
     list_limit,
+    newest,
     parse_uuid,
     required_str,
     rows,
+    visible,
 )
 from user_service.models import Department, User
 
@@ -82,7 +83,7 @@ def departments(request: HttpRequest) -> HttpResponse:
         department = Department(name=required_str(json_body(request), "name", 100))
         save_checked(department)
         return JsonResponse(render_department(department), status=201)
-    queryset = Department.all_objects if include_deleted(request) else Department.objects
+    queryset = visible(Department, request)
     return rows(queryset.order_by("name")[: list_limit(request)], render_department)
 
 
@@ -93,15 +94,15 @@ def users(request: HttpRequest) -> HttpResponse:
         apply_user_fields(user, json_body(request), partial=False)
         save_checked(user)
         return JsonResponse(render_user(user), status=201)
-    queryset = User.all_objects.all() if include_deleted(request) else User.objects.all()
+    queryset = visible(User, request)
     if "email" in request.GET:
         queryset = queryset.filter(email=request.GET["email"].lower())
-    return rows(queryset.order_by("-created_at")[: list_limit(request)], render_user)
+    return newest(request, queryset, render_user)
 
 
 @api_view("GET", "PATCH", "DELETE")
 def user_detail(request: HttpRequest, user_id: str) -> HttpResponse:
-    queryset = User.all_objects if include_deleted(request) and request.method == "GET" else User.objects
+    queryset = visible(User, request) if request.method == "GET" else User.objects.all()
     user = get_or_404(queryset.all(), user_id, "user")
     if request.method == "DELETE":
         user.soft_delete()
