@@ -21,6 +21,9 @@ WHEELHOUSE := base-image/wheelhouse
 DJANGO_VERSION := $(shell sed -n 's/^django==\([^ ]*\).*/\1/p' base-image/requirements.lock)
 SOURCE ?= https://example.invalid/shared-core
 REVISION := $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
+# The commit's time, not the build's: the same commit rebuilds to the same, fully cached image.
+CREATED := $(shell TZ=UTC git log -1 --format=%cd --date=format-local:%Y-%m-%dT%H:%M:%SZ 2>/dev/null \
+	|| date -u +%Y-%m-%dT%H:%M:%SZ)
 
 .PHONY: help
 help: ## Show the targets
@@ -142,8 +145,9 @@ test-services: venv ## Each service's own unit tests (Django test client, no Doc
 	@mkdir -p $(RESULTS)
 	@for s in $(SERVICES); do \
 	  echo "== $$s ($(if $(PG),postgres,sqlite))"; \
-	  (cd services/$$s && env $(SERVICE_TEST_ENV) DATABASE_URL=$${TEST_DATABASE_URL:-sqlite://:memory:} \
-	    ../../$(PYTEST) -q --junitxml=../../$(RESULTS)/$$s-$(if $(PG),postgres,sqlite).xml) || exit 1; \
+	  (cd services/$$s && export $(SERVICE_TEST_ENV) DATABASE_URL=$${TEST_DATABASE_URL:-sqlite://:memory:} \
+	    && PYTHONPATH=.:../.. ../../$(BIN)/python manage.py check --deploy --fail-level WARNING \
+	    && ../../$(PYTEST) -q --junitxml=../../$(RESULTS)/$$s-$(if $(PG),postgres,sqlite).xml) || exit 1; \
 	done
 
 .PHONY: lock
@@ -172,7 +176,7 @@ root-image: ## Build the Debian trixie root image offline with debootstrap (once
 base: root-image wheelhouse ## Build the base image shared-core/base:<version>
 	docker build --file Dockerfile.base --tag $(BASE_IMAGE) \
 	  --build-arg ROOT_IMAGE=$(ROOT_IMAGE) --build-arg VERSION=$(VERSION) --build-arg REVISION=$(REVISION) \
-	  --build-arg CREATED=$$(date -u +%Y-%m-%dT%H:%M:%SZ) --build-arg SOURCE=$(SOURCE) \
+	  --build-arg CREATED=$(CREATED) --build-arg SOURCE=$(SOURCE) \
 	  --build-arg PYTHON_VERSION=$$(docker run --rm --entrypoint python3 $(ROOT_IMAGE) -c 'import platform; print(platform.python_version())') \
 	  --build-arg DJANGO_VERSION=$(DJANGO_VERSION) .
 
@@ -203,6 +207,12 @@ pin: ## Write the published digest into the services' Dockerfiles (ARG BASE_IMAG
 .PHONY: print-base-image
 print-base-image: ## Print the base image reference services build FROM
 	@echo $(BASE_IMAGE)
+
+.PHONY: bench
+bench: base compose/.env ## Benchmarks side by side (under 15 min): writes bench/results/ and the README table
+	@command -v wrk >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; }
+	$(STACK) build
+	SHARED_CORE_BASE_IMAGE=$(BASE_IMAGE) ROOT_IMAGE=$(ROOT_IMAGE) COMPOSE="$(COMPOSE)" $(BIN)/python -m bench.run
 
 .PHONY: print-version
 print-version: ## Print the one version of shared_core and the base image

@@ -1,0 +1,215 @@
+"""`make bench`: every measurement in one run on one machine, written to bench/results/ and the README.
+
+Benchmarks are not tests: nothing here fails on a slow figure. Each figure is a median of repeats
+with min and max; ratios compare figures measured in this same run.
+"""
+
+import datetime as dt
+import json
+import logging
+import os
+import platform
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import docker
+
+from bench import client as client_bench
+from bench import images, resilience, throughput
+from shared_core import __version__
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "bench" / "results"
+README = ROOT / "README.md"
+START, END = "<!-- bench:start -->", "<!-- bench:end -->"
+
+
+def machine() -> dict:
+    cpu = re.search(r"model name\s*:\s*(.+)", Path("/proc/cpuinfo").read_text())
+    memory_kb = int(re.search(r"MemTotal:\s+(\d+)", Path("/proc/meminfo").read_text())[1])
+    engine = docker.from_env().version()["Version"]
+    return {
+        "cpu": cpu[1] if cpu else platform.processor(),
+        "cores": os.cpu_count(),
+        "memory_gib": round(memory_kb / 1024 / 1024, 1),
+        "kernel": platform.release(),
+        "docker": engine,
+        "host_python": platform.python_version(),
+    }
+
+
+def soft_delete() -> dict:
+    scratch = ROOT / "build" / "bench-scale.sqlite3"
+    scratch.parent.mkdir(exist_ok=True)
+    scratch.unlink(missing_ok=True)
+    module = [sys.executable, "-m", "bench.softdelete"]
+    sqlite = subprocess.run([*module, f"sqlite:///{scratch}"], check=True, capture_output=True, text=True, cwd=ROOT)
+    scratch.unlink(missing_ok=True)
+    postgres = subprocess.run(
+        ["tools/with-postgres", "bash", "-c", f'{" ".join(module)} "$TEST_DATABASE_URL"'],
+        check=True,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
+    return {"sqlite": json.loads(sqlite.stdout), "postgresql": json.loads(postgres.stdout)}
+
+
+def ok(met: bool) -> str:
+    return "yes" if met else "**missed**"
+
+
+def ratio(ours: float, theirs: float, unit: str, digits: int = 0) -> str:
+    return f"{ours:.{digits}f} vs {theirs:.{digits}f} {unit} ({ours / theirs:.2f}x)"
+
+
+def table(r: dict) -> str:
+    """The Markdown table: figure, target, and whether this run met it."""
+    size, build, start, cl, tp, res = (
+        r[k] for k in ("image_size", "build", "startup", "client", "throughput", "resilience")
+    )
+    added = size["service_added_mb"]
+    cold = build["cold"]
+    rates = {k: v["median"] for k, v in cl["calls_per_second"].items()}
+    ours, bare = (tp[m] for m in ("shared_core", "bare"))
+    rows = [
+        ("Base image size", f"{size['base_mb']:.1f} MB", "≤ 120 MB", ok(size["base_mb"] <= 120)),
+        (
+            "Added by each service",
+            ", ".join(f"{s.split('-')[0]} {v:.3f} MB" for s, v in added.items()),
+            "≤ 1 MB",
+            ok(max(added.values()) <= 1),
+        ),
+        (
+            "Four services on disk: each with its own Django etc. vs one shared base",
+            ratio(size["four_services_standalone_mb"], size["four_services_shared_mb"], "MB"),
+            "> 1x",
+            ok(size["standalone_vs_shared"] > 1),
+        ),
+        (
+            "Cold build: root fs + base + 4 services",
+            f"{cold['total_s']:.0f} s "
+            f"({cold['root_filesystem_s']:.0f} + {cold['base_s']:.0f} + {cold['four_services_s']:.0f})",
+            "",
+            "",
+        ),
+        (
+            "Rebuild after a one-line view change",
+            f"{build['rebuild_one_line_s']:.1f} s, {build['rebuild_steps_run']} of {build['rebuild_steps']} steps run "
+            f"({build['rebuild_vs_cold']:.1%} of cold)",
+            "< 5% of cold",
+            ok(build["rebuild_vs_cold"] < 0.05),
+        ),
+        (
+            "Stack from built images to all four healthy",
+            f"{start['stack_up_to_all_healthy_s']:.1f} s",
+            "≤ 15 s",
+            ok(start["stack_up_to_all_healthy_s"] <= 15),
+        ),
+        ("One container from start to healthy", fmt(start["one_container_to_healthy_s"], "s", 2), "", ""),
+        (
+            "HTTPClient.get_json vs bare requests.Session",
+            ratio(rates["httpclient_get_json"], rates["requests_session"], "calls/s"),
+            "≥ 0.9x",
+            ok(cl["vs_requests_session"] >= 0.9),
+        ),
+        (
+            "HTTPClient.get_json vs a new connection per call",
+            ratio(rates["httpclient_get_json"], rates["new_connection_per_call"], "calls/s"),
+            "≥ 1.5x",
+            ok(cl["vs_new_connection"] >= 1.5),
+        ),
+        (
+            "ticket-service read under wrk vs bare view",
+            ratio(ours["rps"]["median"], bare["rps"]["median"], "req/s")
+            + f"; p99 {ours['p99_ms']['median']:.0f} vs {bare['p99_ms']['median']:.0f} ms",
+            "≥ 0.8x",
+            ok(tp["ratio_rps"] >= 0.8),
+        ),
+    ]
+    for vendor, d in r["soft_delete"].items():
+        for query in ("lookup", "newest_page"):
+            figures = d[query]
+            rows.append(
+                (
+                    f"1M rows, 10% deleted, {vendor}: {query.replace('_', ' ')}",
+                    ratio(figures["basemodel_us"]["median"], figures["plain_us"]["median"], "µs"),
+                    "≤ 1.2x",
+                    ok(figures["ratio"] <= 1.2),
+                )
+            )
+    refused, paused = res["connection_refused_s"], res["paused_s"]
+    rows += [
+        (
+            "Detect a refused upstream (defaults)",
+            f"{refused['median']:.2f} s",
+            f"≤ {res['connection_refused_bound_s']:.2f} s of backoff + 0.5",
+            ok(refused["max"] <= res["connection_refused_bound_s"] + 0.5),
+        ),
+        (
+            "Detect a paused upstream (defaults)",
+            f"{paused['median']:.3f} s",
+            f"≤ {res['paused_bound_s']:.0f} s deadline + 0.5",
+            ok(paused["max"] <= res["paused_bound_s"] + 0.5),
+        ),
+    ]
+    m = r["machine"]
+    lines = [
+        f"Latest run: {r['date']}, shared_core {r['version']}, {m['cores']} cores of {m['cpu']}, "
+        f"{m['memory_gib']} GiB, "
+        f"Docker {m['docker']}; medians of repeats (min and max in `bench/results/`). "
+        f"`make bench` took {r['duration_s'] / 60:.1f} min.",
+        "",
+        "| measure | this run | target | met |",
+        "|---|---|---|---|",
+        *[f"| {a} | {b} | {c} | {d} |" for a, b, c, d in rows],
+    ]
+    for vendor, d in r["soft_delete"].items():
+        lines.append(f"\nQuery plan of the newest live page on {vendor}: `{' / '.join(d['newest_page_plan'])[:300]}`")
+    return "\n".join(lines) + "\n"
+
+
+def fmt(s: dict, unit: str, digits: int) -> str:
+    return f"{s['median']:.{digits}f} {unit} (min {s['min']:.{digits}f}, max {s['max']:.{digits}f})"
+
+
+def main() -> None:
+    logging.disable(logging.WARNING)  # the client's retry warnings are expected here
+    started = time.monotonic()
+    base = os.environ["SHARED_CORE_BASE_IMAGE"]
+    root = os.environ.get("ROOT_IMAGE", "shared-core/root:trixie")
+    compose = os.environ.get("COMPOSE", "docker-compose")
+    engine = docker.from_env()
+    today = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d")
+    results: dict = {"date": today, "version": __version__, "machine": machine()}
+    steps = [
+        ("image_size", lambda: images.sizes(engine, root, base, __version__)),
+        ("startup", lambda: images.startup(engine, base, __version__, compose)),
+        ("client", client_bench.run),
+        ("throughput", lambda: throughput.run(f"shared-core/ticket-service:{__version__}")),
+        ("soft_delete", soft_delete),
+        ("resilience", resilience.run),
+        ("build", lambda: images.builds(__version__)),
+    ]
+    for name, step in steps:
+        t = time.monotonic()
+        print(f"bench: {name} ...", flush=True)
+        results[name] = step()
+        print(f"bench: {name} done in {time.monotonic() - t:.0f} s", flush=True)
+    results["duration_s"] = time.monotonic() - started
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / f"{results['date']}.json").write_text(json.dumps(results, indent=1, default=str) + "\n")
+    markdown = table(results)
+    (RESULTS / f"{results['date']}.md").write_text(markdown)
+    text = README.read_text()
+    if START in text and END in text:
+        head, rest = text.split(START, 1)
+        README.write_text(head + START + "\n" + markdown + END + rest.split(END, 1)[1])
+    print(markdown)
+
+
+if __name__ == "__main__":
+    main()
