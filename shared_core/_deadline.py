@@ -45,6 +45,10 @@ class Call:
         """Seconds left, or ``None`` without a deadline."""
         return None if self.deadline is None else self.deadline.remaining()
 
+    def spent(self) -> bool:
+        """Whether the deadline has passed (or the watchdog already cut the call)."""
+        return self.expired or (self.deadline is not None and self.deadline.expired)
+
     def attach(self, connection: HTTPConnection) -> None:
         with self._lock:
             self._connection = connection

@@ -144,8 +144,7 @@ class _ServiceRetry(Retry):
         _stacktrace: TracebackType | None = None,
     ) -> Self:
         call = current_call.get()
-        remaining = call.remaining() if call is not None else None
-        if call is not None and (call.expired or (remaining is not None and remaining <= 0)):
+        if call is not None and call.spent():
             raise _DeadlineSpent
         new = super().increment(method, url, response, error, _pool, _stacktrace)
         cause = f"status {response.status}" if response is not None else type(error).__name__
@@ -153,8 +152,8 @@ class _ServiceRetry(Retry):
         return new
 
     def sleep(self, response: Any = None) -> None:
-        wait = (self.get_retry_after(response) if self.respect_retry_after_header and response else None) or 0.0
-        wait = wait or self.get_backoff_time()
+        retry_after = self.get_retry_after(response) if self.respect_retry_after_header and response else None
+        wait = retry_after or self.get_backoff_time()
         call = current_call.get()
         remaining = call.remaining() if call is not None else None
         if remaining is not None and wait >= remaining:

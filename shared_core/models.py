@@ -80,10 +80,10 @@ class SoftDeleteQuerySet(models.QuerySet[_M]):
         return any(self._has_live_filter(child) for child in children)
 
     def _is_live_filter(self, node: object) -> bool:
+        # The model's own is_deleted (on a parent table under multi-table inheritance), never a related model's.
         return (
             isinstance(node, Exact)
-            and getattr(node.lhs, "alias", None) == self.query.base_table
-            and getattr(getattr(node.lhs, "target", None), "name", None) == "is_deleted"
+            and getattr(node.lhs, "target", None) is self.model._meta.get_field("is_deleted")
             and node.rhs is False
         )
 
@@ -149,20 +149,25 @@ class SoftDeleteManager(models.Manager[_M]):
     def get_queryset(self) -> SoftDeleteQuerySet[_M]:
         """Live rows, or every row when the manager was made with ``include_deleted``."""
         queryset = cast(SoftDeleteQuerySet[_M], super().get_queryset())
-        if not self.include_deleted:
-            # The same lookup filter(is_deleted=False) makes, resolved once per manager: every
-            # Model.objects access would otherwise pay ~30 us of lookup resolution (see bench/).
-            query = queryset.query
-            query.get_initial_alias()
-            query.where.add(self._live_lookup(), AND)
+        if self.include_deleted:
+            return queryset
+        lookup = self._live_lookup()
+        if lookup is None:  # is_deleted is on a parent's table (multi-table inheritance): let Django join
+            return queryset.filter(is_deleted=False)
+        # The lookup filter(is_deleted=False) would make, resolved once per model: every Model.objects
+        # access would otherwise pay ~30 us to resolve it again (bench/softdelete.py).
+        queryset.query.get_initial_alias()
+        queryset.query.where.add(lookup, AND)
         return queryset
 
-    def _live_lookup(self) -> Exact:
-        lookup = self.__dict__.get("_live")
-        if lookup is None:
+    def _live_lookup(self) -> Exact | None:
+        cached = self.__dict__.get("_live")
+        if cached is None or cached[0] is not self.model:
             field = self.model._meta.get_field("is_deleted")
-            lookup = self.__dict__["_live"] = Exact(field.get_col(self.model._meta.db_table), False)  # type: ignore[union-attr]
-        return lookup
+            local = field.model._meta.concrete_model is self.model._meta.concrete_model
+            lookup = Exact(field.get_col(self.model._meta.db_table), False) if local else None  # type: ignore[union-attr]
+            cached = self.__dict__["_live"] = (self.model, lookup)
+        return cached[1]
 
     def active(self) -> SoftDeleteQuerySet[_M]:
         """Live rows."""

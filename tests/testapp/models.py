@@ -41,3 +41,9 @@ class Node(BaseModel):
 
     parent = models.ForeignKey("self", on_delete=models.CASCADE, null=True, related_name="children")
     partner = models.ForeignKey("self", on_delete=models.CASCADE, null=True, related_name="+")
+
+
+class Anthology(Book):
+    """Multi-table inheritance: is_deleted lives on the parent's table."""
+
+    editor = models.CharField(max_length=100)

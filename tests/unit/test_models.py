@@ -14,7 +14,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from shared_core.signals import post_restore, post_soft_delete
-from tests.testapp.models import Author, Book, Chapter, Node, Review, Sticker
+from tests.testapp.models import Anthology, Author, Book, Chapter, Node, Review, Sticker
 
 pytestmark = pytest.mark.django_db
 
@@ -346,3 +346,25 @@ def test_runs_on_the_database_it_was_given():
     """The suite runs on the backend TEST_DATABASE_URL names (SQLite when unset)."""
     wanted = os.environ.get("TEST_DATABASE_URL", "sqlite://").split(":", 1)[0]
     assert connection.vendor == {"sqlite": "sqlite", "postgres": "postgresql"}[wanted]
+
+
+def test_multi_table_child_hides_deleted_rows_and_widens():
+    """A multi-table child of a BaseModel hides its deleted rows, with_deleted() shows them, restore works."""
+    author = make_author()
+    anthology = Anthology.objects.create(author=author, title="A", editor="E")
+    anthology.delete()
+    assert not Anthology.objects.filter(pk=anthology.pk).exists()
+    assert Anthology.objects.with_deleted().get(pk=anthology.pk).is_deleted
+    assert list(Anthology.objects.deleted()) == [anthology]
+    anthology.restore()
+    assert Anthology.objects.get(pk=anthology.pk).editor == "E"
+
+
+def test_related_is_deleted_filter_is_not_widened():
+    """with_deleted() drops only the model's own live filter, not a filter on a related model's is_deleted."""
+    author = make_author()
+    book = Book.objects.create(author=author, title="t")
+    author.soft_delete()
+    book.restore()
+    assert list(Book.objects.filter(author__is_deleted=False).with_deleted()) == []
+    assert list(Book.objects.filter(author__is_deleted=True).with_deleted()) == [book]
