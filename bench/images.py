@@ -109,8 +109,12 @@ def builds(version: str) -> dict:
             "docker", "build", "-t", "shared-core-bench/user-service", "--build-arg", f"BASE_IMAGE={base}", str(copy)
         ).stdout
         rebuild_s = time.monotonic() - started
-    steps = len(re.findall(r"^Step \d+/\d+", out, flags=re.MULTILINE))
-    cached = out.count("Using cache")
+    # Classic builder output, one block per step; ARG and FROM make no layer of the service's own.
+    blocks = [
+        b for b in re.split(r"^Step \d+/\d+ : ", out, flags=re.MULTILINE)[1:] if not b.startswith(("ARG", "FROM"))
+    ]
+    steps = len(blocks)
+    cached = sum("Using cache" in b for b in blocks)
     for ref in [f"shared-core-bench/{s}" for s in SERVICES] + [base, tag]:
         client.images.remove(ref, force=True)
     return {
