@@ -223,8 +223,20 @@ def visible(model: type[_B], request: HttpRequest) -> SoftDeleteQuerySet[_B]:
     return cast(SoftDeleteQuerySet[_B], manager.all())
 
 
-def newest(request: HttpRequest, queryset: QuerySet[_M], render: Callable[[_M], dict[str, Any]]) -> JsonResponse:
-    """``{"results": [...]}`` with the newest ``?limit=`` rows of ``queryset`` (see ``list_limit``)."""
+def newest(
+    request: HttpRequest,
+    queryset: QuerySet[_M],
+    render: Callable[[_M], dict[str, Any]],
+    uuid_filters: Iterable[str] = (),
+) -> JsonResponse:
+    """``{"results": [...]}`` with the newest ``?limit=`` rows of ``queryset`` (see ``list_limit``).
+
+    Each name in ``uuid_filters`` that the query string carries (``?ticket_id=...``) filters the
+    rows by that field; a malformed value is a 400 naming it.
+    """
+    for field in uuid_filters:
+        if field in request.GET:
+            queryset = queryset.filter(**{field: parse_uuid(request.GET[field], field)})
     return rows(queryset.order_by("-created_at")[: list_limit(request)], render)
 
 

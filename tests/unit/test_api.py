@@ -143,3 +143,16 @@ def test_idempotency_key_validation():
     for bad in ("k" * 129, "tab\there"):
         with pytest.raises(api.APIError):
             api.idempotency_key(factory.get("/", HTTP_IDEMPOTENCY_KEY=bad))
+
+
+@pytest.mark.django_db
+def test_newest_applies_uuid_filters_from_the_query_string():
+    """newest(uuid_filters=...) filters by a UUID query parameter and rejects a malformed one with a 400."""
+    first = Author.objects.create(name="a", email="a@example.com")
+    Author.objects.create(name="b", email="b@example.com")
+    render = lambda a: {"id": str(a.pk)}  # noqa: E731
+    filtered = api.newest(factory.get(f"/?id={first.pk}"), Author.objects.all(), render, uuid_filters=["id"])
+    assert body(filtered) == {"results": [{"id": str(first.pk)}]}
+    with pytest.raises(api.APIError) as info:
+        api.newest(factory.get("/?id=nope"), Author.objects.all(), render, uuid_filters=["id"])
+    assert info.value.extra == {"field": "id"}

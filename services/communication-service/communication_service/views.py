@@ -48,10 +48,7 @@ def recipient_email(recipient_id: object) -> str:
 @api_view("GET", "POST")
 def notifications(request: HttpRequest) -> HttpResponse:
     if request.method == "GET":
-        queryset = visible(Notification, request)
-        if "ticket_id" in request.GET:
-            queryset = queryset.filter(ticket_id=parse_uuid(request.GET["ticket_id"], "ticket_id"))
-        return newest(request, queryset, render_notification)
+        return newest(request, visible(Notification, request), render_notification, uuid_filters=["ticket_id"])
 
     data = json_body(request)
     ticket_id = parse_uuid(data.get("ticket_id"), "ticket_id")

@@ -63,10 +63,7 @@ def upload(request: HttpRequest) -> File:
 def files(request: HttpRequest) -> HttpResponse:
     if request.method == "POST":
         return JsonResponse(render_file(upload(request)), status=201)
-    queryset = visible(File, request)
-    if "ticket_id" in request.GET:
-        queryset = queryset.filter(ticket_id=parse_uuid(request.GET["ticket_id"], "ticket_id"))
-    return newest(request, queryset, render_file)
+    return newest(request, visible(File, request), render_file, uuid_filters=["ticket_id"])
 
 
 @api_view("GET", "DELETE")

@@ -64,10 +64,7 @@ def notify_requester(ticket: Ticket) -> None:
 @api_view("GET", "POST")
 def tickets(request: HttpRequest) -> HttpResponse:
     if request.method == "GET":
-        queryset = visible(Ticket, request)
-        if "requester_id" in request.GET:
-            queryset = queryset.filter(requester_id=parse_uuid(request.GET["requester_id"], "requester_id"))
-        return newest(request, queryset, render_ticket)
+        return newest(request, visible(Ticket, request), render_ticket, uuid_filters=["requester_id"])
 
     data = json_body(request)
     title = required_str(data, "title", 200)
