@@ -5,12 +5,12 @@ import os
 from shared_core.logging_config import get_logging_config
 
 
-def _number(name: str, default: float, kind: type = int) -> float:
+def _number(name: str, default: int) -> int:
     value = os.environ.get(name, "")
     try:
-        return kind(value) if value else default
+        return int(value) if value else default
     except ValueError:
-        raise SystemExit(f"{name} must be a {kind.__name__}, got {value!r}") from None
+        raise SystemExit(f"{name} must be a whole number, got {value!r}") from None
 
 
 bind = f"0.0.0.0:{_number('PORT', 8000)}"

@@ -161,13 +161,11 @@ def _bounded(value: str, field: str, max_length: int) -> str:
 
 def parse_uuid(value: object, field: str) -> uuid.UUID:
     """``value`` as a UUID; 400 naming ``field`` when it is missing or malformed."""
-    try:
-        return uuid.UUID(str(value)) if isinstance(value, str | uuid.UUID) else _not_uuid(field)
-    except ValueError:
-        return _not_uuid(field)
-
-
-def _not_uuid(field: str) -> uuid.UUID:
+    if isinstance(value, str | uuid.UUID):
+        try:
+            return uuid.UUID(str(value))
+        except ValueError:
+            pass
     raise APIError(400, "invalid_field", f"{field} must be a UUID", field=field)
 
 

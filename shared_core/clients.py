@@ -307,7 +307,7 @@ class HTTPClient:
         call_deadline = Deadline.after(budget) if budget is not None else None
         incoming = get_deadline()
         call_deadline = call_deadline.earliest(incoming) if call_deadline else incoming
-        idempotent = method in IDEMPOTENT_METHODS or any(k.lower() == "idempotency-key" for k in headers)
+        idempotent = method in IDEMPOTENT_METHODS or any(k.lower() == IDEMPOTENCY_KEY_HEADER.lower() for k in headers)
         call = Call(call_deadline, idempotent)
         if call_deadline is not None and call_deadline.expired:
             raise HTTPDeadlineExceeded("deadline already spent before sending", method=method, path=path)

@@ -12,6 +12,7 @@ disagree between containers cannot stretch or shrink it.
 
 from __future__ import annotations
 
+import math
 import re
 import time
 import uuid
@@ -93,7 +94,7 @@ def parse_budget(value: str | None) -> float | None:
         budget = float(value)
     except ValueError:
         return None
-    if budget != budget or budget in (float("inf"), float("-inf")):
+    if not math.isfinite(budget):
         return None
     return min(budget, MAX_PROPAGATED_BUDGET)
 

@@ -65,8 +65,8 @@ class ContextFilter(logging.Filter):
         record.service = self.service
         record.request_id = get_request_id() or _access_log_request_id(record) or "-"
         message = record.getMessage()
-        if "earer" in message:
-            record.msg, record.args = _BEARER.sub("Bearer [redacted]", message), None
+        # Store the formatted text, so the formatter does not format the message a second time.
+        record.msg, record.args = (_BEARER.sub("Bearer [redacted]", message) if "earer" in message else message), None
         return True
 
 

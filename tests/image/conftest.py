@@ -65,6 +65,14 @@ class Running:
             time.sleep(0.2)
         raise AssertionError(f"not healthy: {self.container.attrs['State']}\n{self.logs()}")
 
+    def wait_for_log(self, text: str) -> None:
+        """Wait until the container's log holds ``text`` (at most HEALTHY_WITHIN seconds)."""
+        give_up = time.monotonic() + HEALTHY_WITHIN
+        while text not in self.logs():
+            if time.monotonic() > give_up:
+                raise AssertionError(f"{text!r} never logged:\n{self.logs()}")
+            time.sleep(0.05)
+
     def get(self, path: str, **kwargs: object) -> requests.Response:
         return requests.get(self.url + path, timeout=10, **kwargs)  # type: ignore[arg-type]
 

@@ -121,9 +121,7 @@ def test_access_log_lines_use_the_shared_format_with_request_id(run_child):
     """gunicorn's access line goes through the shared logging config and carries the request id."""
     child = run_child()
     child.get("/healthz", headers={"X-Request-ID": "access-42"})
-    deadline = time.monotonic() + 10
-    while "access-42" not in child.logs() and time.monotonic() < deadline:
-        time.sleep(0.1)
+    child.wait_for_log("access-42")
     lines = [line for line in child.logs().splitlines() if "access-42" in line]
     assert lines and re.match(
         r"^\S+Z INFO service=contract-child request_id=access-42 logger=gunicorn.access ", lines[0]
@@ -143,7 +141,7 @@ def test_docker_stop_lets_in_flight_request_finish_and_exits_zero(run_child):
 
     caller = threading.Thread(target=slow_call)
     caller.start()
-    time.sleep(0.5)  # let the request reach the worker before stopping
+    child.wait_for_log("slow request started")
     started = time.monotonic()
     child.container.stop(timeout=25)
     stopped_after = time.monotonic() - started

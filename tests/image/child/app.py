@@ -1,5 +1,6 @@
 """A one-file Django service for the base image's contract tests: settings, views and WSGI app."""
 
+import logging
 import time
 
 from django.core.wsgi import get_wsgi_application
@@ -24,6 +25,7 @@ def healthz(request: HttpRequest) -> JsonResponse:
 
 def slow(request: HttpRequest) -> JsonResponse:
     seconds = float(request.GET.get("seconds", "2"))
+    logging.getLogger("contract").warning("slow request started")
     time.sleep(seconds)
     return JsonResponse({"slept": seconds})
 
