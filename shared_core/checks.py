@@ -7,6 +7,7 @@ from typing import Any
 
 from django.apps import AppConfig, apps
 from django.core import checks
+from django.db.models import UniqueConstraint
 
 from shared_core.models import BaseModel, SoftDeleteManager
 
@@ -23,8 +24,10 @@ def check_soft_delete_models(
       queries and reverse relations, and ``queryset.delete()`` is a hard delete.
     - ``shared_core.E002``: a filtering ``SoftDeleteManager`` is marked
       ``use_in_migrations``, so data migrations would not see deleted rows.
-    - ``shared_core.W001``: a ``unique=True`` field also counts deleted rows, so a
-      value can never be reused; ``live_unique()`` counts live rows only.
+    - ``shared_core.W001``: a uniqueness rule that also counts deleted rows, so a
+      value can never be reused: a ``unique=True`` field, an unconditional
+      ``UniqueConstraint`` or ``unique_together``. ``live_unique()`` counts live
+      rows only.
     """
     configs: Iterable[AppConfig] = app_configs if app_configs is not None else apps.get_app_configs()
     errors: list[checks.CheckMessage] = []
@@ -67,4 +70,20 @@ def _check_model(model: type[BaseModel]) -> list[checks.CheckMessage]:
                     id="shared_core.W001",
                 )
             )
+    rules = [
+        (f"UniqueConstraint {c.name!r}", c.fields)
+        for c in model._meta.constraints
+        if isinstance(c, UniqueConstraint) and c.condition is None
+    ]
+    rules += [("unique_together " + repr(tuple(fields)), tuple(fields)) for fields in model._meta.unique_together]
+    for what, fields in rules:
+        listed = ", ".join(f'"{f}"' for f in fields) or "..."
+        errors.append(
+            checks.Warning(
+                f"{model._meta.label}'s {what} is unconditional, so it counts deleted rows too.",
+                hint=f"Use Meta.constraints = [live_unique({listed})] so the values can be reused.",
+                obj=model,
+                id="shared_core.W001",
+            )
+        )
     return errors

@@ -24,7 +24,7 @@ import requests
 from requests.adapters import HTTPAdapter
 from urllib3 import BaseHTTPResponse
 from urllib3.connectionpool import ConnectionPool
-from urllib3.exceptions import ConnectTimeoutError, NewConnectionError, ReadTimeoutError
+from urllib3.exceptions import ConnectTimeoutError, NewConnectionError, ProtocolError, ReadTimeoutError
 from urllib3.util.retry import Retry
 
 from shared_core._deadline import Call, current_call, watchdog, watched_pool_classes
@@ -125,14 +125,24 @@ class _DeadlineSpent(Exception):
     """Raised inside urllib3's retry loop once the budget cannot cover another attempt."""
 
 
-class _ServiceRetry(Retry):
-    """Retry that respects the current call: its deadline, its idempotency, the testing switch."""
+def _may_repeat(method: str | None) -> bool:
+    """Whether the current call may be sent again after the upstream may have seen it."""
+    call = current_call.get()
+    return call.idempotent if call is not None else (method or "").upper() in IDEMPOTENT_METHODS
 
-    def _is_method_retryable(self, method: str) -> bool:
-        if method.upper() in IDEMPOTENT_METHODS:
-            return True
-        call = current_call.get()
-        return call is not None and call.idempotent
+
+class _ServiceRetry(Retry):
+    """Retry that respects the current call: its deadline, its idempotency, the testing switch.
+
+    Built on Retry's public hooks only: ``allowed_methods=None`` lets every
+    method through Retry's own check, and ``is_retry`` (statuses) and
+    ``increment`` (errors after the request was sent) refuse a repeat the
+    call does not allow. A connect error is retried for any method, as
+    urllib3 does: the upstream never saw the request.
+    """
+
+    def is_retry(self, method: str, status_code: int, has_retry_after: bool = False) -> bool:
+        return _may_repeat(method) and super().is_retry(method, status_code, has_retry_after)
 
     def increment(
         self,
@@ -146,6 +156,8 @@ class _ServiceRetry(Retry):
         call = current_call.get()
         if call is not None and call.spent():
             raise _DeadlineSpent
+        if isinstance(error, ReadTimeoutError | ProtocolError) and not _may_repeat(method):
+            raise error.with_traceback(_stacktrace)
         new = super().increment(method, url, response, error, _pool, _stacktrace)
         cause = f"status {response.status}" if response is not None else type(error).__name__
         logger.warning("retrying %s %s after %s", method, urlsplit(url or "").path, cause)
@@ -251,7 +263,7 @@ class HTTPClient:
             status=self.retries,
             other=0,
             redirect=0,
-            allowed_methods=IDEMPOTENT_METHODS,
+            allowed_methods=None,  # per call, in _ServiceRetry
             status_forcelist=RETRY_STATUSES,
             backoff_factor=backoff_factor,
             backoff_jitter=DEFAULT_BACKOFF_JITTER if backoff_factor else 0.0,

@@ -27,6 +27,7 @@ __all__ = [
     "MAX_PROPAGATED_BUDGET",
     "REQUEST_ID_HEADER",
     "Deadline",
+    "DeadlineExceeded",
     "get_deadline",
     "get_request_id",
     "new_request_id",
@@ -70,6 +71,13 @@ class Deadline:
     def earliest(self, other: Deadline | None) -> Deadline:
         """Whichever of the two deadlines comes first (``None`` is no deadline)."""
         return self if other is None or self.expires_at <= other.expires_at else other
+
+
+class DeadlineExceeded(Exception):
+    """The budget of the work in progress was spent (a database statement cut, say).
+
+    ``RequestContextMiddleware`` answers it with 504, as it does a slow upstream.
+    """
 
 
 def new_request_id() -> str:

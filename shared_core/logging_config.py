@@ -10,9 +10,15 @@ Text lines (``LOG_FORMAT=text``, the default) all match ``TEXT_LINE_PATTERN``::
 
 JSON lines (``LOG_FORMAT=json``) are objects with the keys ``timestamp``,
 ``level``, ``service``, ``logger``, ``request_id`` and ``message`` (plus
-``exception`` when there is one). In both, a bearer token that reaches a log
-record is replaced by ``Bearer [redacted]``, and a record carries the request
-id of the request in progress (``-`` outside one).
+``exception`` when there is one). A record carries the request id of the
+request it was written for (``-`` outside one), Django's own ``django.request``
+lines and gunicorn's access line included.
+
+Both formatters pass the finished line through ``redact()``: bearer tokens
+(any case, in messages and tracebacks alike) and the values of query
+parameters whose names look secret (``?access_token=…``) never reach the
+output. A message whose arguments do not fit its format is reported the
+stdlib's way ("--- Logging error ---" on stderr), never raised into the caller.
 """
 
 from __future__ import annotations
@@ -23,6 +29,8 @@ import re
 import time
 from typing import Any, Final
 
+from pythonjsonlogger.json import JsonFormatter as _JsonFormatter
+
 from shared_core.context import get_request_id
 
 __all__ = [
@@ -31,8 +39,10 @@ __all__ = [
     "LOG_FORMATS",
     "TEXT_LINE_PATTERN",
     "ContextFilter",
+    "JsonFormatter",
     "TextFormatter",
     "get_logging_config",
+    "redact",
 ]
 
 #: Used when neither the argument nor ``SERVICE_NAME`` names the service.
@@ -51,11 +61,25 @@ _TEXT_FORMAT = (
     "%(asctime)s.%(msecs)03dZ %(levelname)s service=%(service)s request_id=%(request_id)s logger=%(name)s %(message)s"
 )
 _JSON_FORMAT = "%(levelname)s %(service)s %(name)s %(request_id)s %(message)s"
-_BEARER = re.compile(r"(?i)\bBearer\s+[^\s'\",]+")
+_BEARER = re.compile(r"(?i)\b(Bearer)\s+[^\s'\",]+")
+#: A query parameter whose name contains one of these words has its value redacted.
+_SECRET_PARAM = re.compile(
+    r"(?i)([?&;][^=&;\s\"'#]*(?:token|secret|passw|auth|key|sig|session|credential|code)[^=&;\s\"'#]*=)[^&;\s\"'#]*"
+)
+_REDACTED = "[redacted]"
+
+
+def redact(text: str) -> str:
+    """``text`` with bearer tokens and secret-looking query parameter values replaced by ``[redacted]``."""
+    return _SECRET_PARAM.sub(rf"\1{_REDACTED}", _BEARER.sub(rf"\1 {_REDACTED}", text))
 
 
 class ContextFilter(logging.Filter):
-    """Adds ``service`` and ``request_id`` to every record and redacts bearer tokens."""
+    """Adds ``service`` and ``request_id`` to every record.
+
+    It never formats the message: a record whose arguments do not fit is then
+    reported by the handler, as the stdlib does, instead of raising here.
+    """
 
     def __init__(self, service: str = DEFAULT_SERVICE_NAME) -> None:
         super().__init__()
@@ -63,28 +87,40 @@ class ContextFilter(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         record.service = self.service
-        record.request_id = get_request_id() or _access_log_request_id(record) or "-"
-        message = record.getMessage()
-        # Store the formatted text, so the formatter does not format the message a second time.
-        record.msg, record.args = (_BEARER.sub("Bearer [redacted]", message) if "earer" in message else message), None
+        record.request_id = get_request_id() or _record_request_id(record) or "-"
         return True
 
 
-def _access_log_request_id(record: logging.LogRecord) -> str | None:
-    """gunicorn writes its access line after the request's context is gone; its atoms still hold the id."""
+def _record_request_id(record: logging.LogRecord) -> str | None:
+    """The id of a request that is no longer in context when the record is written.
+
+    Django logs "Not Found" and other 4xx/5xx lines after the middleware
+    returned, with the request in ``extra``; gunicorn writes its access line
+    afterwards too, with the response headers among its atoms.
+    """
+    request_id = getattr(getattr(record, "request", None), "request_id", None)
+    if isinstance(request_id, str):
+        return request_id
     atoms = record.args
     return atoms.get("{x-request-id}o") if isinstance(atoms, dict) else None
 
 
 class TextFormatter(logging.Formatter):
-    """UTC ISO-8601 times, and every record on one line (newlines in messages and tracebacks escaped)."""
+    """UTC ISO-8601 times, every record on one line (newlines escaped), secrets redacted."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.converter = time.gmtime
 
     def format(self, record: logging.LogRecord) -> str:
-        return super().format(record).replace("\r", "\\r").replace("\n", "\\n")
+        return redact(super().format(record)).replace("\r", "\\r").replace("\n", "\\n")
+
+
+class JsonFormatter(_JsonFormatter):
+    """python-json-logger's formatter, with the finished line redacted (the ``exception`` field included)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return redact(super().format(record))
 
 
 def get_logging_config(
@@ -111,7 +147,7 @@ def get_logging_config(
     formatters = {
         "text": {"()": TextFormatter, "format": _TEXT_FORMAT, "datefmt": "%Y-%m-%dT%H:%M:%S"},
         "json": {
-            "()": "pythonjsonlogger.json.JsonFormatter",
+            "()": JsonFormatter,
             "format": _JSON_FORMAT,
             "rename_fields": {"levelname": "level", "name": "logger", "exc_info": "exception"},
             "timestamp": "timestamp",

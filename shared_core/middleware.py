@@ -2,12 +2,20 @@
 
 ``MIDDLEWARE = ["shared_core.middleware.RequestContextMiddleware", ...,
 "shared_core.middleware.ServiceTokenMiddleware"]`` is all a service adds.
+
+Tokens are per caller. ``SERVICE_ACCEPTED_TOKENS`` maps each calling
+service's name to the tokens it may present, several at once while a token is
+rotated; the name of the caller whose token matched is ``request.caller``,
+is returned as ``X-Service-Caller`` (so the access line logs it), and
+``callers("ticket-service")`` restricts a view to the callers it names.
 """
 
 from __future__ import annotations
 
 import hmac
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
+from functools import wraps
+from typing import Any, Final
 
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
@@ -17,15 +25,31 @@ from shared_core.context import (
     DEADLINE_HEADER,
     REQUEST_ID_HEADER,
     Deadline,
+    DeadlineExceeded,
     get_request_id,
     parse_budget,
     request_context,
 )
+from shared_core.db import statement_deadline
 
-__all__ = ["DEFAULT_TOKEN_EXEMPT_PATHS", "RequestContextMiddleware", "ServiceTokenMiddleware", "json_error"]
+__all__ = [
+    "CALLER_HEADER",
+    "DEFAULT_FLEET_CALLER",
+    "DEFAULT_TOKEN_EXEMPT_PATHS",
+    "RequestContextMiddleware",
+    "ServiceTokenMiddleware",
+    "callers",
+    "json_error",
+]
 
-#: Path prefixes that need no service token unless ``SERVICE_TOKEN_EXEMPT_PATHS`` says otherwise.
-DEFAULT_TOKEN_EXEMPT_PATHS = ("/healthz", "/readyz")
+#: Exact paths that need no service token unless ``SERVICE_TOKEN_EXEMPT_PATHS`` says otherwise.
+DEFAULT_TOKEN_EXEMPT_PATHS: Final = ("/healthz", "/readyz")
+#: The caller name of ``SERVICE_AUTH_TOKEN`` when ``SERVICE_ACCEPTED_TOKENS`` is not set (one fleet-wide token).
+DEFAULT_FLEET_CALLER: Final = "fleet"
+#: Response header naming the authenticated caller, so gunicorn's access line can log it.
+CALLER_HEADER: Final = "X-Service-Caller"
+
+View = Callable[..., HttpResponse]
 
 
 def json_error(status: int, error: str, detail: str, **extra: object) -> JsonResponse:
@@ -38,8 +62,11 @@ class RequestContextMiddleware:
 
     A missing or unsafe id is replaced by a new one. ``request.request_id``
     holds it, and ``get_request_id()`` / ``get_deadline()`` return the context
-    anywhere during the request. A request whose budget is already spent gets
-    504 without reaching the view. Put it first in ``MIDDLEWARE``.
+    anywhere during the request. The deadline bounds outgoing HTTP calls and
+    every database statement (``shared_core.db``). A request whose budget is
+    already spent gets 504 without reaching the view, and so does one whose
+    budget runs out in a statement (``DeadlineExceeded``). Put it first in
+    ``MIDDLEWARE``.
     """
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
@@ -53,34 +80,93 @@ class RequestContextMiddleware:
             if deadline is not None and deadline.expired:
                 response: HttpResponse = json_error(504, "deadline_exceeded", "the caller's deadline had passed")
             else:
-                response = self.get_response(request)
+                with statement_deadline(deadline):
+                    response = self.get_response(request)
             response[REQUEST_ID_HEADER] = request_id
             return response
 
+    def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
+        """504 JSON for work cut at the request's deadline; anything else is Django's to handle."""
+        if isinstance(exception, DeadlineExceeded):
+            return json_error(504, "deadline_exceeded", "the request's deadline passed while it was served")
+        return None
+
+
+def _accepted_tokens() -> list[tuple[str, bytes]]:
+    """(caller, token) pairs from ``SERVICE_ACCEPTED_TOKENS``, else ``SERVICE_AUTH_TOKEN`` as the fleet's."""
+    accepted: Mapping[str, Sequence[str]] | None = getattr(settings, "SERVICE_ACCEPTED_TOKENS", None)
+    if not accepted:
+        token = getattr(settings, "SERVICE_AUTH_TOKEN", None)
+        if not token:
+            raise ImproperlyConfigured(
+                "ServiceTokenMiddleware needs SERVICE_ACCEPTED_TOKENS or the SERVICE_AUTH_TOKEN setting"
+            )
+        accepted = {DEFAULT_FLEET_CALLER: [token]}
+    pairs = [(caller, token.encode()) for caller, tokens in accepted.items() for token in tokens if token]
+    if not pairs:
+        raise ImproperlyConfigured("SERVICE_ACCEPTED_TOKENS names no token")
+    return pairs
+
 
 class ServiceTokenMiddleware:
-    """Requires ``Authorization: Bearer <SERVICE_AUTH_TOKEN>`` on every path but the exempt ones.
+    """Requires ``Authorization: Bearer <token>`` of a known caller on every path but the exempt ones.
 
-    Exempt path prefixes come from ``SERVICE_TOKEN_EXEMPT_PATHS`` (default
-    ``DEFAULT_TOKEN_EXEMPT_PATHS``). A missing or wrong token gets 401 with a
-    JSON body; the comparison is constant-time and the expected token is never
-    echoed. Without a configured token the service refuses to start.
+    Accepted tokens come from ``SERVICE_ACCEPTED_TOKENS`` (``{caller: [token, ...]}``),
+    else ``SERVICE_AUTH_TOKEN`` under the caller name ``DEFAULT_FLEET_CALLER``.
+    Exempt paths are matched exactly, from ``SERVICE_TOKEN_EXEMPT_PATHS``
+    (default ``DEFAULT_TOKEN_EXEMPT_PATHS``). A missing or unknown token gets
+    401 with a JSON body. The presented token is compared with every accepted
+    token in constant time, whichever matches, and is never echoed. Without
+    any token configured the service refuses to start.
     """
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
-        token = getattr(settings, "SERVICE_AUTH_TOKEN", None)
-        if not token:
-            raise ImproperlyConfigured("ServiceTokenMiddleware needs the SERVICE_AUTH_TOKEN setting")
-        self.expected = f"Bearer {token}".encode()
-        self.exempt = tuple(getattr(settings, "SERVICE_TOKEN_EXEMPT_PATHS", DEFAULT_TOKEN_EXEMPT_PATHS))
+        self.accepted = _accepted_tokens()
+        self.exempt = frozenset(getattr(settings, "SERVICE_TOKEN_EXEMPT_PATHS", DEFAULT_TOKEN_EXEMPT_PATHS))
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        if request.path.startswith(self.exempt):
+        if request.path in self.exempt:
             return self.get_response(request)
-        given = request.headers.get("Authorization", "").encode("utf-8", "surrogateescape")
-        if not hmac.compare_digest(given, self.expected):
-            response = json_error(401, "unauthorized", "a valid service token is required")
-            response["WWW-Authenticate"] = 'Bearer realm="service"'
-            return response
-        return self.get_response(request)
+        caller = self._caller(request.headers.get("Authorization", ""))
+        if caller is None:
+            refused = json_error(401, "unauthorized", "a valid service token is required")
+            refused["WWW-Authenticate"] = 'Bearer realm="service"'
+            return refused
+        request.caller = caller  # type: ignore[attr-defined]
+        response = self.get_response(request)
+        response[CALLER_HEADER] = caller
+        return response
+
+    def _caller(self, authorization: str) -> str | None:
+        scheme, _, given = authorization.partition(" ")
+        if scheme.lower() != "bearer" or not given:
+            return None
+        presented = given.encode("utf-8", "surrogateescape")
+        found = None
+        for caller, token in self.accepted:  # no early exit: the time does not tell which token matched
+            if hmac.compare_digest(presented, token):
+                found = caller
+        return found
+
+
+def callers(*names: str) -> Callable[[View], View]:
+    """Let only the named callers reach a view; another authenticated caller gets 403 JSON.
+
+    ``@callers("ticket-service")`` on file-service's ticket-wide delete, say.
+    Put it outside ``api_view``; it relies on ``ServiceTokenMiddleware``.
+    """
+    allowed = frozenset(names)
+    if not allowed:
+        raise ValueError("callers() needs at least one caller name")
+
+    def decorate(view: View) -> View:
+        @wraps(view)
+        def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+            if getattr(request, "caller", None) not in allowed:
+                return json_error(403, "forbidden", f"only {', '.join(sorted(allowed))} may call this endpoint")
+            return view(request, *args, **kwargs)
+
+        return wrapper
+
+    return decorate

@@ -13,6 +13,14 @@ Contract:
   parent row still exists. Every row a deletion touches gets the same
   ``deleted_at`` stamp, which is how ``restore()`` brings back exactly that
   deletion's rows and not children deleted on their own earlier.
+- Every UPDATE keeps its "still live" (or "still deleted by this stamp")
+  condition, so two concurrent deletions of one row never both change it: the
+  one that commits second changes nothing, and each row keeps the stamp of the
+  deletion that took it.
+- Cost: one UPDATE per model in the cascade (per relation and depth), whatever
+  the number of rows. With ``post_soft_delete`` / ``post_restore`` receivers
+  connected, add one SELECT per ``DEFAULT_SIGNAL_CHUNK_SIZE`` rows of each model that
+  has receivers; rows are found by the deletion's stamp, never by a key list.
 - ``queryset.update()`` advances ``updated_at`` unless you set it yourself.
 - ``live_unique("email")`` declares uniqueness among live rows only.
 """
@@ -34,6 +42,7 @@ from django.utils import timezone
 from shared_core.signals import post_restore, post_soft_delete
 
 __all__ = [
+    "DEFAULT_SIGNAL_CHUNK_SIZE",
     "BaseModel",
     "SoftDeleteManager",
     "SoftDeleteQuerySet",
@@ -44,6 +53,9 @@ _M = TypeVar("_M", bound="BaseModel")
 
 #: What a delete or restore returns: rows changed in all, and per model label.
 DeleteResult = tuple[int, dict[str, int]]
+
+#: Rows loaded per SELECT when signals are sent for a deletion or restore.
+DEFAULT_SIGNAL_CHUNK_SIZE = 500
 
 
 class SoftDeleteQuerySet(models.QuerySet[_M]):
@@ -121,7 +133,7 @@ class SoftDeleteQuerySet(models.QuerySet[_M]):
         roots = self.with_deleted().filter(is_deleted=True)
         total: Counter[str] = Counter()
         for stamp in roots.values_list("deleted_at", flat=True).order_by().distinct():
-            total.update(_restore(self.model, roots.filter(deleted_at=stamp), stamp, self.db))
+            total.update(_restore(self.model, roots.filter(deleted_at=stamp), stamp, self.db)[1])
         return sum(total.values()), dict(total)
 
     def hard_delete(self) -> tuple[int, dict[str, int]]:
@@ -218,10 +230,10 @@ class BaseModel(models.Model):
             return 0, {}
         db = using or router.db_for_write(type(self), instance=self)
         roots = type(self).all_objects.using(db).filter(pk=self.pk, is_deleted=True, deleted_at=self.deleted_at)
-        counts = _restore(type(self), roots, self.deleted_at, db)
-        if counts:
+        result = _restore(type(self), roots, self.deleted_at, db)
+        if result[0]:
             self.refresh_from_db(using=db, fields=["is_deleted", "deleted_at", "updated_at"])
-        return sum(counts.values()), dict(counts)
+        return result
 
     def hard_delete(self, using: str | None = None, keep_parents: bool = False) -> tuple[int, dict[str, int]]:
         """Physically delete this row with Django's usual cascade (the only real DELETE)."""
@@ -259,20 +271,9 @@ def _cascade_relations(model: type[models.Model]) -> Iterator[models.ForeignObje
             yield rel
 
 
-def _apply(
-    queryset: models.QuerySet[Any], values: Mapping[str, Any], signal: Signal, using: str, stamp: datetime
-) -> int:
-    """UPDATE ``queryset`` to ``values``; load rows first only if ``signal`` has receivers."""
-    model = queryset.model
-    if not signal.has_listeners(model):
-        return models.QuerySet.update(queryset, **values)
-    rows = list(queryset)
-    changed = models.QuerySet.update(model._base_manager.using(using).filter(pk__in=[r.pk for r in rows]), **values)
-    for row in rows:
-        for field, value in values.items():
-            setattr(row, field, value)
-        signal.send(sender=model, instance=row, using=using, deleted_at=stamp)
-    return changed
+def _update(queryset: models.QuerySet[Any], values: Mapping[str, Any]) -> int:
+    """One UPDATE; ``queryset`` keeps its state filter, so rows another deletion changed first are skipped."""
+    return models.QuerySet.update(queryset, **values)
 
 
 def _propagate(
@@ -280,10 +281,8 @@ def _propagate(
     marked: Mapping[str, Any],
     select: Mapping[str, Any],
     values: Mapping[str, Any],
-    signal: Signal,
     using: str,
-    stamp: datetime,
-    counts: Counter[str],
+    counts: Counter[type[models.Model]],
 ) -> None:
     """Apply ``values`` to the ``select`` children of ``model``'s ``marked`` rows, level by level.
 
@@ -294,34 +293,61 @@ def _propagate(
         child: type[models.Model] = rel.related_model
         parents = model._base_manager.using(using).filter(**marked)
         children = child._base_manager.using(using).filter(**select, **{f"{rel.field.name}__in": parents})
-        changed = _apply(children, values, signal, using, stamp)
+        changed = _update(children, values)
         if changed:
-            counts[child._meta.label] += changed
-            _propagate(child, marked, select, values, signal, using, stamp, counts)
+            counts[child] += changed
+            _propagate(child, marked, select, values, using, counts)
+
+
+def _send(
+    signal: Signal, counts: Counter[type[models.Model]], marked: Mapping[str, Any], using: str, stamp: datetime
+) -> None:
+    """Send ``signal`` once for every row this change marked, read in keyset chunks of ``DEFAULT_SIGNAL_CHUNK_SIZE``.
+
+    The rows are found by the mark the change left (its stamp), not by a
+    list of keys, so the statements stay bounded and rows that a concurrent
+    change took first are never announced twice.
+    """
+    for model in counts:
+        if not signal.has_listeners(model):
+            continue
+        rows = model._base_manager.using(using).filter(**marked).order_by("pk")
+        chunk = list(rows[:DEFAULT_SIGNAL_CHUNK_SIZE])
+        while chunk:
+            for row in chunk:
+                signal.send(sender=model, instance=row, using=using, deleted_at=stamp)
+            full = len(chunk) == DEFAULT_SIGNAL_CHUNK_SIZE
+            chunk = list(rows.filter(pk__gt=chunk[-1].pk)[:DEFAULT_SIGNAL_CHUNK_SIZE]) if full else []
+
+
+def _result(counts: Counter[type[models.Model]]) -> DeleteResult:
+    per_model = {model._meta.label: n for model, n in counts.items()}
+    return sum(per_model.values()), per_model
 
 
 def _soft_delete(model: type[models.Model], roots: models.QuerySet[Any], using: str) -> tuple[DeleteResult, datetime]:
     stamp = timezone.now()
     values = {"is_deleted": True, "deleted_at": stamp, "updated_at": stamp}
-    counts: Counter[str] = Counter()
+    marked = {"is_deleted": True, "deleted_at": stamp}
+    counts: Counter[type[models.Model]] = Counter()
     with transaction.atomic(using=using, savepoint=False):
-        changed = _apply(roots, values, post_soft_delete, using, stamp)
+        changed = _update(roots, values)
         if changed:
-            counts[model._meta.label] += changed
-            marked = {"is_deleted": True, "deleted_at": stamp}
-            _propagate(model, marked, {"is_deleted": False}, values, post_soft_delete, using, stamp, counts)
-    return (sum(counts.values()), dict(counts)), stamp
+            counts[model] += changed
+            _propagate(model, marked, {"is_deleted": False}, values, using, counts)
+            _send(post_soft_delete, counts, marked, using, stamp)
+    return _result(counts), stamp
 
 
-def _restore(model: type[models.Model], roots: models.QuerySet[Any], stamp: datetime, using: str) -> Counter[str]:
+def _restore(model: type[models.Model], roots: models.QuerySet[Any], stamp: datetime, using: str) -> DeleteResult:
     now = timezone.now()
     values = {"is_deleted": False, "deleted_at": None, "updated_at": now}
-    counts: Counter[str] = Counter()
+    marked = {"is_deleted": False, "updated_at": now}
+    counts: Counter[type[models.Model]] = Counter()
     with transaction.atomic(using=using, savepoint=False):
-        changed = _apply(roots, values, post_restore, using, stamp)
+        changed = _update(roots, values)
         if changed:
-            counts[model._meta.label] += changed
-            select = {"is_deleted": True, "deleted_at": stamp}
-            marked = {"is_deleted": False, "updated_at": now}
-            _propagate(model, marked, select, values, post_restore, using, stamp, counts)
-    return counts
+            counts[model] += changed
+            _propagate(model, marked, {"is_deleted": True, "deleted_at": stamp}, values, using, counts)
+            _send(post_restore, counts, marked, using, stamp)
+    return _result(counts)

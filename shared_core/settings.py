@@ -14,6 +14,7 @@ without it ``DJANGO_SECRET_KEY`` and ``SERVICE_AUTH_TOKEN`` must be set.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -23,12 +24,22 @@ from django.core.exceptions import ImproperlyConfigured
 from shared_core.clients import DEFAULT_DEADLINE, DEFAULT_RETRIES
 from shared_core.logging_config import get_logging_config
 
-__all__ = ["DEFAULT_DATABASE_URL", "DEFAULT_UPLOAD_MAX_BYTES", "service_settings"]
+__all__ = [
+    "DEFAULT_CONN_MAX_AGE",
+    "DEFAULT_DATABASE_URL",
+    "DEFAULT_UPLOAD_MAX_BYTES",
+    "parse_accepted_tokens",
+    "service_settings",
+]
 
 #: SQLite in the container's /data volume.
 DEFAULT_DATABASE_URL = "sqlite:////data/db.sqlite3"
 #: The largest request body a service accepts (FILE_UPLOAD_MAX_BYTES overrides it).
 DEFAULT_UPLOAD_MAX_BYTES = 10 * 1024 * 1024
+#: Seconds a PostgreSQL connection is kept between requests; each reuse is health-checked first.
+DEFAULT_CONN_MAX_AGE = 60
+
+_CALLER_NAME = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
 
 _DEBUG_SECRET_KEY = "debug-only-" + "x" * 50
 
@@ -54,6 +65,30 @@ def _number(env: Mapping[str, str], name: str, default: float) -> float:
         raise ImproperlyConfigured(f"{name} must be a number, got {raw!r}") from None
 
 
+def parse_accepted_tokens(raw: str) -> dict[str, list[str]]:
+    """``SERVICE_ACCEPTED_TOKENS`` as ``{caller: [token, ...]}``.
+
+    The value is comma-separated ``caller=token`` entries; a caller may appear
+    several times (old and new token while rotating). Entries with an empty
+    token (``caller=``) are skipped, so a template can leave a slot blank.
+    An entry that is not ``caller=token``, or a caller name outside
+    ``[a-z0-9._-]``, raises ``ImproperlyConfigured`` naming its position,
+    never its token.
+    """
+    accepted: dict[str, list[str]] = {}
+    for position, entry in enumerate(raw.split(","), start=1):
+        if not entry.strip():
+            continue
+        caller, sep, token = entry.strip().partition("=")
+        if not sep or _CALLER_NAME.fullmatch(caller) is None:
+            raise ImproperlyConfigured(
+                f"SERVICE_ACCEPTED_TOKENS entry {position} must be caller=token with a caller name of a-z, 0-9, . _ -"
+            )
+        if token:
+            accepted.setdefault(caller, []).append(token)
+    return accepted
+
+
 def service_settings(
     service_name: str,
     *,
@@ -68,7 +103,9 @@ def service_settings(
     """
     env = os.environ if env is None else env
     debug = _flag(env, "DJANGO_DEBUG")
-    database = dj_database_url.parse(env.get("DATABASE_URL") or DEFAULT_DATABASE_URL, conn_max_age=60)
+    database = dj_database_url.parse(
+        env.get("DATABASE_URL") or DEFAULT_DATABASE_URL, conn_max_age=DEFAULT_CONN_MAX_AGE, conn_health_checks=True
+    )
     if database["ENGINE"] == "django.db.backends.sqlite3":
         # WAL and IMMEDIATE transactions let gunicorn's threads write without "database is locked".
         database["OPTIONS"] = {
@@ -83,6 +120,7 @@ def service_settings(
         "DEBUG": debug,
         "SECRET_KEY": _required(env, "DJANGO_SECRET_KEY", debug, _DEBUG_SECRET_KEY),
         "SERVICE_AUTH_TOKEN": _required(env, "SERVICE_AUTH_TOKEN", debug, "debug-token"),
+        "SERVICE_ACCEPTED_TOKENS": parse_accepted_tokens(env.get("SERVICE_ACCEPTED_TOKENS", "")) or None,
         "ALLOWED_HOSTS": [h.strip() for h in env.get("DJANGO_ALLOWED_HOSTS", "*").split(",") if h.strip()],
         "INSTALLED_APPS": ["shared_core", *apps],
         "MIDDLEWARE": [

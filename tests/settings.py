@@ -41,4 +41,4 @@ TEMPLATES = [
 DATABASES = {"default": dj_database_url.parse(os.environ.get("TEST_DATABASE_URL", "sqlite:///:memory:"))}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 SERVICE_AUTH_TOKEN = "unit-test-service-token"
-SERVICE_TOKEN_EXEMPT_PATHS = ["/healthz", "/admin/"]
+SERVICE_TOKEN_EXEMPT_PATHS = ["/healthz"]

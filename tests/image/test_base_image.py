@@ -161,10 +161,15 @@ def test_incompatible_shared_core_requirement_fails_with_one_line(run_child):
     assert len(lines) == 1 and VERSION in lines[0] and ">=99.0" in lines[0]
 
 
+#: The base image's size bar (README), in bytes.
+MAX_BASE_BYTES = 120_000_000
+
+
 def test_record_image_size(base_image, docker_client, child_image):
-    """The base image's size and the child's added size are written to build/test-results/image-size.json."""
+    """The base image stays within 120 MB; its size and the child's added size go to image-size.json."""
     added = child_image.attrs["Size"] - base_image.attrs["Size"]
     RESULTS.mkdir(parents=True, exist_ok=True)
     record = {"base_bytes": base_image.attrs["Size"], "child_added_bytes": added}
     (RESULTS / "image-size.json").write_text(json.dumps(record) + "\n")
-    assert base_image.attrs["Size"] > 0 and 0 <= added < base_image.attrs["Size"]
+    assert base_image.attrs["Size"] <= MAX_BASE_BYTES, f"base image is {base_image.attrs['Size'] / 1e6:.1f} MB"
+    assert 0 <= added < 1_000_000, f"a three-line child added {added} bytes"

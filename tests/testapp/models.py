@@ -47,3 +47,13 @@ class Anthology(Book):
     """Multi-table inheritance: is_deleted lives on the parent's table."""
 
     editor = models.CharField(max_length=100)
+
+
+class Receipt(BaseModel):
+    """Created at most once per Idempotency-Key (shared_core.api.create_once)."""
+
+    amount = models.PositiveIntegerField()
+    idempotency_key = models.CharField(max_length=128, null=True, editable=False)  # noqa: DJ001
+
+    class Meta:
+        constraints = [live_unique("idempotency_key")]

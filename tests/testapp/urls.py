@@ -1,21 +1,60 @@
+import logging
+import time
+
 from django.contrib import admin
+from django.db import connection
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.urls import path
 
 from shared_core.context import get_deadline, get_request_id
+from shared_core.middleware import callers
+
+logger = logging.getLogger(__name__)
 
 
 def whoami(request: HttpRequest) -> HttpResponse:
     deadline = get_deadline()
-    return JsonResponse({"request_id": get_request_id(), "remaining": deadline.remaining() if deadline else None})
+    return JsonResponse(
+        {
+            "request_id": get_request_id(),
+            "remaining": deadline.remaining() if deadline else None,
+            "caller": getattr(request, "caller", None),
+        }
+    )
 
 
 def healthz(request: HttpRequest) -> HttpResponse:
     return JsonResponse({"status": "ok"})
 
 
+def slow_sql(request: HttpRequest) -> HttpResponse:
+    """A statement that takes ?seconds= (PostgreSQL), or one sent after sleeping that long (SQLite)."""
+    seconds = float(request.GET.get("seconds", "5"))
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute("SELECT pg_sleep(%s)", [seconds])
+        else:
+            time.sleep(seconds)
+            cursor.execute("SELECT 1")
+    return JsonResponse({"slept": seconds})
+
+
+def log_mistake(request: HttpRequest) -> HttpResponse:
+    """Logs with arguments that do not fit the format, then answers."""
+    logger.warning("%d rows for %s", "not-a-number")
+    return JsonResponse({"ok": True})
+
+
+@callers("ticket-service")
+def only_tickets(request: HttpRequest) -> HttpResponse:
+    return JsonResponse({"caller": request.caller})  # type: ignore[attr-defined]
+
+
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/whoami/", whoami),
+    path("api/slow-sql/", slow_sql),
+    path("api/log-mistake/", log_mistake),
+    path("api/only-tickets/", only_tickets),
     path("healthz", healthz),
 ]

@@ -60,3 +60,38 @@ def test_unique_field_is_a_warning_and_live_unique_is_clean():
 
     assert ids_for(Plain) == ["shared_core.W001"]
     assert ids_for(Good) == []
+
+
+@isolate_apps("tests.testapp")
+def test_unconditional_unique_constraint_and_unique_together_warn():
+    """An unconditional UniqueConstraint and unique_together on a BaseModel each warn (shared_core.W001)."""
+
+    class Constrained(BaseModel):
+        code = models.CharField(max_length=5)
+
+        class Meta:
+            app_label = "testapp"
+            constraints = [models.UniqueConstraint(fields=["code"], name="constrained_code_uniq")]
+
+    class Together(BaseModel):
+        code = models.CharField(max_length=5)
+        kind = models.CharField(max_length=5)
+
+        class Meta:
+            app_label = "testapp"
+            unique_together = [("code", "kind")]
+
+    class Conditional(BaseModel):
+        code = models.CharField(max_length=5)
+
+        class Meta:
+            app_label = "testapp"
+            constraints = [
+                models.UniqueConstraint(fields=["code"], condition=models.Q(is_deleted=False), name="cond_code_uniq")
+            ]
+
+    assert ids_for(Constrained) == ["shared_core.W001"]
+    assert ids_for(Together) == ["shared_core.W001"]
+    assert ids_for(Conditional) == []
+    (message,) = check_soft_delete_models(app_configs=[Together._meta.apps.get_app_config("testapp")])[-1:]
+    assert "unique_together" in message.msg and 'live_unique("code", "kind")' in message.hint

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 import pytest
 
 from shared_core.clients import (
+    DEFAULT_BACKOFF_MAX,
     HTTPClient,
     HTTPClientError,
     HTTPConnectionError,
@@ -301,8 +302,13 @@ def test_one_client_is_safe_across_threads_and_reuses_connections(upstream):
 
 
 def test_testing_switch_skips_backoff_sleeps(upstream):
-    """With set_testing(True), a huge backoff factor does not make the caller wait."""
+    """With set_testing(True) no backoff is slept; with it off the same script sleeps its backoff."""
     upstream.script("/s", Reply(503), Reply(503), Reply(200))
     start = time.monotonic()
     assert client_for(upstream, backoff_factor=30, deadline=None).get("/s").status_code == 200
-    assert time.monotonic() - start < 30
+    assert time.monotonic() - start < DEFAULT_BACKOFF_MAX / 2  # the capped backoff alone would take 5 s
+    set_testing(False)
+    upstream.script("/s", Reply(503), Reply(503), Reply(200))
+    start = time.monotonic()
+    assert client_for(upstream, backoff_factor=0.5, deadline=None).get("/s").status_code == 200
+    assert time.monotonic() - start >= 0.95  # 0.5 * 2 s before the second retry: sleeps are really taken

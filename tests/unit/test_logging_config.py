@@ -93,3 +93,42 @@ def test_unknown_level_or_format_raises_value_error():
         get_logging_config("s", level="LOUD")
     with pytest.raises(ValueError, match="xml"):
         get_logging_config("s", log_format="xml")
+
+
+@pytest.mark.parametrize("log_format", ["text", "json"])
+def test_tokens_are_redacted_in_any_case_in_tracebacks_and_query_strings(capture, log_format):
+    """BEARER in capitals, a token inside exception text (JSON exception field too) and ?access_token= never leak."""
+    logging.config.dictConfig(get_logging_config("s", log_format=log_format))
+    log = logging.getLogger("tests.redact")
+    log.warning("header was BEARER tok-upper-1")
+    try:
+        raise RuntimeError("upstream said Bearer tok-in-exc-2")
+    except RuntimeError:
+        log.exception("call failed")
+    logging.getLogger("gunicorn.access").info(
+        "%(r)s %(s)s", {"r": "GET /api/users/?limit=5&access_token=tok-query-3&x=1 HTTP/1.1", "s": "401"}
+    )
+    out = capture.getvalue()
+    for secret in ("tok-upper-1", "tok-in-exc-2", "tok-query-3"):
+        assert secret not in out, (secret, out)
+    assert "access_token=[redacted]" in out and "limit=5" in out and out.count("[redacted]") >= 3
+
+
+def test_a_logging_mistake_is_reported_not_raised_into_the_view(capture, client):
+    """A log call whose arguments do not fit its format leaves the view's answer alone and prints a Logging error."""
+    logging.config.dictConfig(get_logging_config("s", log_format="text"))
+    response = client.get("/api/log-mistake/", HTTP_AUTHORIZATION="Bearer unit-test-service-token")
+    assert response.status_code == 200
+    assert "--- Logging error ---" in capture.getvalue()
+
+
+def test_django_request_lines_carry_the_request_id(capture, client):
+    """Django's "Not Found" line, written after the middleware returned, carries that request's id."""
+    logging.config.dictConfig(get_logging_config("s", log_format="text"))
+    response = client.get(
+        "/no/such/path", HTTP_X_REQUEST_ID="rid-404", HTTP_AUTHORIZATION="Bearer unit-test-service-token"
+    )
+    assert response.status_code == 404
+    lines = [TEXT_LINE_PATTERN.match(line) for line in capture.getvalue().splitlines()]
+    (not_found,) = [m for m in lines if m and m["logger"] == "django.request"]
+    assert not_found["request_id"] == "rid-404" and "Not Found" in not_found["message"]

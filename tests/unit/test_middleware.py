@@ -63,3 +63,66 @@ def test_token_middleware_refuses_to_start_without_a_token(settings):
     settings.SERVICE_AUTH_TOKEN = ""
     with pytest.raises(ImproperlyConfigured, match="SERVICE_AUTH_TOKEN"):
         ServiceTokenMiddleware(lambda request: HttpResponse())
+
+
+def test_exempt_paths_match_exactly_not_by_prefix(client):
+    """/healthz is exempt, but /healthz/../api, /healthzz and /healthz/x need the token."""
+    for path in ("/healthzz", "/healthz/x", "/healthz/../api/whoami/"):
+        assert client.get(path).status_code == 401, path
+    assert client.get("/healthz").status_code == 200
+
+
+ROTATING = {
+    "ticket-service": ["ticket-old-token-0123456789", "ticket-new-token-0123456789"],
+    "operator": ["operator-token-0123456789"],
+}
+
+
+@pytest.fixture
+def rotating(settings):
+    settings.SERVICE_ACCEPTED_TOKENS = ROTATING
+    return settings
+
+
+@pytest.mark.parametrize(
+    ("token", "caller"),
+    [
+        ("ticket-old-token-0123456789", "ticket-service"),
+        ("ticket-new-token-0123456789", "ticket-service"),
+        ("operator-token-0123456789", "operator"),
+    ],
+)
+def test_every_accepted_token_names_its_caller(client, rotating, token, caller):
+    """Each of a caller's tokens is accepted, the caller is known to the view and returned in X-Service-Caller."""
+    response = client.get("/api/whoami/", headers={"Authorization": f"bearer {token}"})
+    assert response.status_code == 200 and response.json()["caller"] == caller
+    assert response["X-Service-Caller"] == caller
+
+
+def test_the_fleet_token_is_refused_once_callers_have_their_own(client, rotating):
+    """With SERVICE_ACCEPTED_TOKENS set, SERVICE_AUTH_TOKEN alone is no longer accepted."""
+    assert client.get("/api/whoami/", **AUTH).status_code == 401
+
+
+def test_callers_restricts_a_view_to_named_callers(client, rotating):
+    """@callers("ticket-service") admits ticket-service and gives another authenticated caller 403 JSON."""
+    ok = client.get("/api/only-tickets/", headers={"Authorization": "Bearer ticket-new-token-0123456789"})
+    assert ok.status_code == 200 and ok.json() == {"caller": "ticket-service"}
+    refused = client.get("/api/only-tickets/", headers={"Authorization": "Bearer operator-token-0123456789"})
+    assert refused.status_code == 403 and refused.json()["error"] == "forbidden"
+    assert "ticket-service" in refused.json()["detail"]
+
+
+def test_callers_needs_a_name():
+    """callers() with no names is a mistake, reported at import time."""
+    from shared_core.middleware import callers
+
+    with pytest.raises(ValueError, match="caller"):
+        callers()
+
+
+def test_accepted_tokens_naming_no_token_refuse_to_start(settings):
+    """SERVICE_ACCEPTED_TOKENS whose entries are all empty is ImproperlyConfigured, not an open door."""
+    settings.SERVICE_ACCEPTED_TOKENS = {"ticket-service": [""]}
+    with pytest.raises(ImproperlyConfigured, match="no token"):
+        ServiceTokenMiddleware(lambda request: HttpResponse())

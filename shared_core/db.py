@@ -1,0 +1,92 @@
+"""One deadline over SQL too: each statement of a request is bounded by the budget it has left.
+
+``RequestContextMiddleware`` runs the view inside ``statement_deadline(deadline)``
+when the request carries ``X-Request-Deadline``. Through Django's documented
+``connection.execute_wrapper()`` every statement then:
+
+- raises ``DeadlineExceeded`` before it is sent, once the budget is spent (any database);
+- on PostgreSQL, runs under ``statement_timeout`` set to the budget left, so a
+  slow statement is cut by the server at the deadline and raises
+  ``DeadlineExceeded`` (the middleware answers 504).
+
+The cost, only for requests that carry a deadline: one ``set_config`` round
+trip before each PostgreSQL statement (a per-statement value, because a
+rolled-back transaction also rolls back a session setting), and one
+``RESET statement_timeout`` per connection at the end.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from typing import Any, Final
+
+from django.db import DatabaseError, connections
+from django.db.backends.base.base import BaseDatabaseWrapper
+
+from shared_core.context import Deadline, DeadlineExceeded
+
+__all__ = ["QUERY_CANCELED_SQLSTATE", "statement_deadline"]
+
+#: PostgreSQL's SQLSTATE for a statement cancelled by ``statement_timeout``.
+QUERY_CANCELED_SQLSTATE: Final = "57014"
+_SET_TIMEOUT: Final = "SELECT set_config('statement_timeout', %s, false)"
+
+
+class _StatementDeadline:
+    """An execute wrapper that fits every statement into the deadline."""
+
+    def __init__(self, deadline: Deadline) -> None:
+        self.deadline = deadline
+        self.touched: set[BaseDatabaseWrapper] = set()
+        self._setting = False
+
+    def __call__(self, execute: Callable[..., Any], sql: str, params: Any, many: bool, context: dict[str, Any]) -> Any:
+        if self._setting:  # our own set_config, passing through the wrapper again
+            return execute(sql, params, many, context)
+        remaining = self.deadline.remaining()
+        if remaining <= 0:
+            raise DeadlineExceeded("the request's deadline was spent before a database statement")
+        connection: BaseDatabaseWrapper = context["connection"]
+        if connection.vendor != "postgresql":
+            return execute(sql, params, many, context)
+        self._setting = True
+        try:
+            context["cursor"].execute(_SET_TIMEOUT, [f"{max(1, math.ceil(remaining * 1000))}ms"])
+        finally:
+            self._setting = False
+        self.touched.add(connection)
+        try:
+            return execute(sql, params, many, context)
+        except DatabaseError as exc:
+            if getattr(exc.__cause__, "sqlstate", None) == QUERY_CANCELED_SQLSTATE:
+                raise DeadlineExceeded("a database statement was cut at the request's deadline") from exc
+            raise
+
+    def reset(self) -> None:
+        """Give each connection it bounded its default ``statement_timeout`` back (best effort)."""
+        for connection in self.touched:
+            if connection.connection is None or connection.in_atomic_block:
+                continue
+            try:
+                with connection.cursor() as cursor:
+                    cursor.execute("RESET statement_timeout")
+            except DatabaseError:
+                connection.close_if_unusable_or_obsolete()
+
+
+@contextmanager
+def statement_deadline(deadline: Deadline | None) -> Iterator[None]:
+    """Bound every statement on every database by ``deadline`` inside the block; ``None`` bounds nothing."""
+    if deadline is None:
+        yield
+        return
+    wrapper = _StatementDeadline(deadline)
+    try:
+        with ExitStack() as stack:
+            for alias in connections:
+                stack.enter_context(connections[alias].execute_wrapper(wrapper))
+            yield
+    finally:
+        wrapper.reset()

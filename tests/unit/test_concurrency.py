@@ -1,0 +1,131 @@
+"""Soft delete and idempotent creation when two requests race, on real connections in two threads."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from django.db import connection, connections
+from django.http import JsonResponse
+
+from shared_core.api import create_once
+from shared_core.signals import post_soft_delete
+from tests.testapp.models import Author, Book, Chapter, Receipt
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+#: Generous bound on any one wait in these tests, on a busy 2-core machine.
+WAIT = 30.0
+
+
+def in_thread(target: Callable[[], Any], name: str | None = None) -> tuple[threading.Thread, dict[str, Any]]:
+    """Run ``target`` on its own thread and database connection; its result or error lands in the dict."""
+    out: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            out["result"] = target()
+        except BaseException as exc:  # re-raised by the test
+            out["error"] = exc
+        finally:
+            connections.close_all()
+
+    thread = threading.Thread(target=run, name=name)
+    thread.start()
+    return thread, out
+
+
+def wait_for_lock_waiter() -> None:
+    """Poll PostgreSQL until some other backend is blocked on a row lock."""
+    give_up = time.monotonic() + WAIT
+    while time.monotonic() < give_up:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND pid <> pg_backend_pid()"
+            )
+            if cursor.fetchone()[0]:
+                return
+        time.sleep(0.02)
+    raise AssertionError("the second deletion never waited for the first one's lock")
+
+
+@pytest.mark.skipif(connection.vendor == "sqlite", reason="SQLite serialises writers; deletions cannot interleave")
+def test_concurrent_deletes_with_a_receiver_stamp_once_and_restore_whole():
+    """Two racing deletions of one parent: one stamps every row once, receivers fire once a row, restore is whole."""
+    author = Author.objects.create(name="Ada", email="race@example.com")
+    books = [Book.objects.create(author=author, title=str(i)) for i in range(2)]
+    chapters = [Chapter.objects.create(book=b, number=n) for b in books for n in range(2)]
+    fired: Counter[Any] = Counter()
+    first_inside, go = threading.Event(), threading.Event()
+
+    def receiver(sender: type, instance: Any, **kwargs: Any) -> None:
+        fired[instance.pk] += 1
+        if threading.current_thread().name == "first" and not first_inside.is_set():
+            first_inside.set()
+            assert go.wait(WAIT)
+
+    post_soft_delete.connect(receiver, dispatch_uid="race-receiver")
+    try:
+        first, first_out = in_thread(lambda: Author.objects.get(pk=author.pk).delete(), name="first")
+        assert first_inside.wait(WAIT)
+        second, second_out = in_thread(lambda: Author.objects.get(pk=author.pk).delete())
+        wait_for_lock_waiter()
+        go.set()
+        first.join(WAIT)
+        second.join(WAIT)
+    finally:
+        go.set()
+        post_soft_delete.disconnect(dispatch_uid="race-receiver")
+    assert "error" not in first_out and "error" not in second_out, (first_out, second_out)
+    assert first_out["result"][0] == 7 and second_out["result"] == (0, {})
+    rows = [author, *books, *chapters]
+    assert fired == Counter({row.pk: 1 for row in rows})
+    stamps = {type(r).all_objects.get(pk=r.pk).deleted_at for r in rows}
+    assert len(stamps) == 1 and None not in stamps
+    assert Author.all_objects.get(pk=author.pk).restore() == (
+        7,
+        {"testapp.Author": 1, "testapp.Book": 2, "testapp.Chapter": 4},
+    )
+
+
+def render(receipt: Receipt) -> dict[str, Any]:
+    return {"id": str(receipt.id), "amount": receipt.amount}
+
+
+def test_create_once_stores_one_row_and_replays_it():
+    """The same key twice stores one row: 201 first, then 200 with the same body, marked Idempotent-Replayed."""
+    first = create_once(Receipt, "k-1", lambda: Receipt.objects.create(amount=5, idempotency_key="k-1"), render)
+    again = create_once(Receipt, "k-1", lambda: Receipt.objects.create(amount=5, idempotency_key="k-1"), render)
+    assert first.status_code == 201 and again.status_code == 200 and again["Idempotent-Replayed"] == "true"
+    assert first.content == again.content and Receipt.all_objects.count() == 1
+
+
+def test_create_once_race_loser_replays_the_winner():
+    """A request that checked before a racing one committed, then collides, answers with the winner's row."""
+    checked, winner_done = threading.Event(), threading.Event()
+    after: list[Receipt] = []
+
+    def slow_create() -> Receipt:
+        checked.set()  # our replay check has missed; now let the other request win
+        assert winner_done.wait(WAIT)
+        return Receipt.objects.create(amount=1, idempotency_key="race")
+
+    def winner() -> JsonResponse:
+        assert checked.wait(WAIT)
+        try:
+            create = lambda: Receipt.objects.create(amount=2, idempotency_key="race")  # noqa: E731
+            return create_once(Receipt, "race", create, render)
+        finally:
+            winner_done.set()
+
+    other, other_out = in_thread(winner)
+    loser = create_once(Receipt, "race", slow_create, render, after_create=after.append)
+    other.join(WAIT)
+    assert "error" not in other_out, other_out
+    assert other_out["result"].status_code == 201
+    assert loser.status_code == 200 and loser.content == other_out["result"].content
+    assert Receipt.all_objects.count() == 1 and after == []

@@ -1,0 +1,45 @@
+"""One deadline over SQL: statements are bounded by the budget the request has left (shared_core.db)."""
+
+import time
+
+import pytest
+from django.db import connection
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+AUTH = {"HTTP_AUTHORIZATION": "Bearer unit-test-service-token"}
+#: Generous bound on how far past its deadline an answer may come, on a busy machine.
+MARGIN = 1.0
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="statement_timeout is PostgreSQL's")
+def test_slow_statement_is_cut_at_the_deadline_with_504(client):
+    """A 5 s statement under a 0.5 s budget is cut by PostgreSQL at the deadline and answered 504 JSON."""
+    start = time.monotonic()
+    response = client.get("/api/slow-sql/?seconds=5", HTTP_X_REQUEST_DEADLINE="0.5", HTTP_X_REQUEST_ID="sql-1", **AUTH)
+    elapsed = time.monotonic() - start
+    assert response.status_code == 504 and response.json()["error"] == "deadline_exceeded"
+    assert response.json()["request_id"] == "sql-1"
+    assert elapsed < 0.5 + MARGIN
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="statement_timeout is PostgreSQL's")
+def test_statement_timeout_is_reset_after_the_request(client):
+    """After a request with a deadline, the connection's statement_timeout is its default again."""
+    assert client.get("/api/slow-sql/?seconds=0", HTTP_X_REQUEST_DEADLINE="3", **AUTH).status_code == 200
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW statement_timeout")
+        assert cursor.fetchone()[0] == "0"
+
+
+def test_statement_sent_after_the_budget_is_spent_gets_504(client):
+    """On any database, a statement the view sends after its budget ran out is refused: 504 JSON."""
+    if connection.vendor == "postgresql":
+        pytest.skip("covered by the statement_timeout test; pg_sleep is cut instead")
+    response = client.get("/api/slow-sql/?seconds=0.2", HTTP_X_REQUEST_DEADLINE="0.05", **AUTH)
+    assert response.status_code == 504 and response.json()["error"] == "deadline_exceeded"
+
+
+def test_without_a_deadline_statements_are_unbounded(client):
+    """A request without X-Request-Deadline runs its statements as before."""
+    assert client.get("/api/slow-sql/?seconds=0.1", **AUTH).json() == {"slept": 0.1}
