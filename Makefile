@@ -86,9 +86,10 @@ test-integration: venv ## The cross-container suite: pytest-docker runs the stac
 
 LOG_TESTS := tests/integration/test_logging_and_security.py
 .PHONY: test-integration-postgres
-test-integration-postgres: ## Soft delete across containers again on PostgreSQL, with JSON logs
+test-integration-postgres: ## Soft delete and a database restart across containers on PostgreSQL, with JSON logs
 	@LOG_FORMAT=json $(MAKE) --no-print-directory test-integration DB=postgres INTEGRATION_TESTS="\
-	  tests/integration/test_soft_delete.py $(LOG_TESTS)::test_every_log_line_has_the_shared_format \
+	  tests/integration/test_soft_delete.py tests/integration/test_database.py \
+	  $(LOG_TESTS)::test_every_log_line_has_the_shared_format \
 	  $(LOG_TESTS)::test_one_request_id_appears_in_three_services_logs"
 
 .PHONY: test
@@ -104,12 +105,17 @@ STACK = BASE_IMAGE=$(BASE_IMAGE) SHARED_CORE_VERSION=$(VERSION) $(COMPOSE) --pro
 
 SECRET = python3 -c 'import secrets; print(secrets.token_urlsafe($(1)))'
 
+# Secrets compose/compose.yaml needs; `make up` writes each one missing from compose/.env.
+STACK_SECRETS := OPERATOR_TOKEN TICKET_SERVICE_TOKEN COMMUNICATION_SERVICE_TOKEN DJANGO_SECRET_KEY POSTGRES_PASSWORD
+
 compose/.env:
-	@umask 077; { echo "# Written by make up on first run; never commit it."; \
-	  echo "SERVICE_AUTH_TOKEN=$$($(call SECRET,32))"; \
-	  echo "DJANGO_SECRET_KEY=$$($(call SECRET,50))"; \
-	  echo "POSTGRES_PASSWORD=$$($(call SECRET,24))"; } > $@
-	@echo "wrote $@ (service token, secret key, PostgreSQL password)"
+	@umask 077; echo "# Written by make up on first run; never commit it." > $@
+
+.PHONY: stack-secrets
+stack-secrets: compose/.env
+	@for name in $(STACK_SECRETS); do \
+	  grep -q "^$$name=" compose/.env || { echo "$$name=$$($(call SECRET,50))" >> compose/.env; echo "wrote $$name to compose/.env"; }; \
+	done
 
 .PHONY: root-postgres-image
 root-postgres-image: ## Build the PostgreSQL root image offline with debootstrap (once)
@@ -117,8 +123,7 @@ root-postgres-image: ## Build the PostgreSQL root image offline with debootstrap
 	else tools/build-rootfs $(POSTGRES_ROOT_IMAGE) trixie postgresql,tini; fi
 
 .PHONY: up
-up: base compose/.env $(if $(filter postgres,$(DB)),root-postgres-image) ## Build what is missing and run the services (DB=postgres: PostgreSQL)
-	@grep -q '^POSTGRES_PASSWORD=' compose/.env || echo "POSTGRES_PASSWORD=$$($(call SECRET,24))" >> compose/.env
+up: base stack-secrets $(if $(filter postgres,$(DB)),root-postgres-image) ## Build what is missing and run the services (DB=postgres: PostgreSQL)
 	$(STACK) build
 	$(STACK) up -d
 	@tools/wait-healthy $(PROJECT) 180
@@ -126,7 +131,7 @@ up: base compose/.env $(if $(filter postgres,$(DB)),root-postgres-image) ## Buil
 	@echo "ticket-service        http://127.0.0.1:$${TICKET_PORT:-8002}"
 	@echo "communication-service http://127.0.0.1:$${COMMUNICATION_PORT:-8003}"
 	@echo "file-service          http://127.0.0.1:$${FILE_PORT:-8004}"
-	@echo "token: SERVICE_AUTH_TOKEN in compose/.env (send it as Authorization: Bearer ...)"
+	@echo "token: OPERATOR_TOKEN in compose/.env (send it as Authorization: Bearer ...)"
 
 .PHONY: down
 down: ## Stop the stack (volumes are kept; `make down VOLUMES=1` removes them)
@@ -209,7 +214,7 @@ print-base-image: ## Print the base image reference services build FROM
 	@echo $(BASE_IMAGE)
 
 .PHONY: bench
-bench: base compose/.env ## Benchmarks side by side (under 15 min): writes bench/results/ and the README table
+bench: base stack-secrets ## Benchmarks side by side (under 15 min): writes bench/results/ and the README table
 	@command -v wrk >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; }
 	$(STACK) build
 	SHARED_CORE_BASE_IMAGE=$(BASE_IMAGE) ROOT_IMAGE=$(ROOT_IMAGE) COMPOSE="$(COMPOSE)" $(BIN)/python -m bench.run

@@ -25,5 +25,5 @@ max_requests_jitter = _number("GUNICORN_MAX_REQUESTS_JITTER", 100)
 control_socket = os.environ.get("GUNICORN_CONTROL_SOCKET", "/tmp/gunicorn.ctl")  # noqa: S108 - /tmp is the tmpfs
 worker_tmp_dir = "/dev/shm"  # noqa: S108 - writable even with a read-only root filesystem
 accesslog = None if os.environ.get("GUNICORN_ACCESS_LOG", "1") == "0" else "-"
-access_log_format = '%(h)s "%(r)s" %(s)s %(b)s %(M)sms request_id=%({x-request-id}o)s'
+access_log_format = '%(h)s "%(r)s" %(s)s %(b)s %(M)sms request_id=%({x-request-id}o)s caller=%({x-service-caller}o)s'
 logconfig_dict = get_logging_config(debug=os.environ.get("DJANGO_DEBUG") == "1")

@@ -126,13 +126,17 @@ def builds(version: str) -> dict:
     }
 
 
+#: The per-caller tokens compose/compose.yaml requires.
+STACK_TOKENS = ("OPERATOR_TOKEN", "TICKET_SERVICE_TOKEN", "COMMUNICATION_SERVICE_TOKEN")
+
+
 def startup(client: docker.DockerClient, base: str, version: str, compose: str) -> dict:
     """`up` from built images to all four healthy, and one container from start to healthy."""
     project = f"benchup{secrets.token_hex(3)}"
     env = {
         "BASE_IMAGE": base,
         "SHARED_CORE_VERSION": version,
-        "SERVICE_AUTH_TOKEN": secrets.token_urlsafe(16),
+        **{name: secrets.token_urlsafe(16) for name in STACK_TOKENS},
         "DJANGO_SECRET_KEY": secrets.token_urlsafe(50),
         "USER_PORT": "",
         "TICKET_PORT": "",

@@ -60,27 +60,26 @@ def _check_model(model: type[BaseModel]) -> list[checks.CheckMessage]:
                     id="shared_core.E002",
                 )
             )
-    for field in model._meta.local_fields:
-        if field.unique and not field.primary_key:
-            errors.append(
-                checks.Warning(
-                    f"{model._meta.label}.{field.name} is unique across deleted rows too.",
-                    hint=f'Use Meta.constraints = [live_unique("{field.name}")] so the value can be reused.',
-                    obj=model,
-                    id="shared_core.W001",
-                )
-            )
-    rules = [
-        (f"UniqueConstraint {c.name!r}", c.fields)
+    label = model._meta.label
+    rules: list[tuple[str, tuple[str, ...]]] = [
+        (f"{label}.{field.name} is unique across deleted rows too.", (field.name,))
+        for field in model._meta.local_fields
+        if field.unique and not field.primary_key
+    ]
+    rules += [
+        (f"{label}'s UniqueConstraint {c.name!r} is unconditional, so it counts deleted rows too.", tuple(c.fields))
         for c in model._meta.constraints
         if isinstance(c, UniqueConstraint) and c.condition is None
     ]
-    rules += [("unique_together " + repr(tuple(fields)), tuple(fields)) for fields in model._meta.unique_together]
-    for what, fields in rules:
+    rules += [
+        (f"{label}'s unique_together {tuple(fields)!r} counts deleted rows too.", tuple(fields))
+        for fields in model._meta.unique_together
+    ]
+    for message, fields in rules:
         listed = ", ".join(f'"{f}"' for f in fields) or "..."
         errors.append(
             checks.Warning(
-                f"{model._meta.label}'s {what} is unconditional, so it counts deleted rows too.",
+                message,
                 hint=f"Use Meta.constraints = [live_unique({listed})] so the values can be reused.",
                 obj=model,
                 id="shared_core.W001",

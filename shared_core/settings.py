@@ -8,7 +8,9 @@ A service's settings module is then a few lines::
 
 Each environment variable and its default is listed in the README's table.
 Production is the default: ``DJANGO_DEBUG=1`` is needed for debug mode, and
-without it ``DJANGO_SECRET_KEY`` and ``SERVICE_AUTH_TOKEN`` must be set.
+without it ``DJANGO_SECRET_KEY`` must be set, and ``SERVICE_AUTH_TOKEN`` too
+unless ``SERVICE_ACCEPTED_TOKENS`` names the callers (then
+``SERVICE_AUTH_TOKEN`` is only the token this service sends, if it calls anyone).
 """
 
 from __future__ import annotations
@@ -115,12 +117,16 @@ def service_settings(
         }
         database["CONN_MAX_AGE"] = 0
     upload_max = int(_number(env, "FILE_UPLOAD_MAX_BYTES", DEFAULT_UPLOAD_MAX_BYTES))
+    # With per-caller tokens, SERVICE_AUTH_TOKEN is only what this service sends: one that calls no one needs none.
+    accepted = parse_accepted_tokens(env.get("SERVICE_ACCEPTED_TOKENS", "")) or None
     return {
         "SERVICE_NAME": service_name,
         "DEBUG": debug,
         "SECRET_KEY": _required(env, "DJANGO_SECRET_KEY", debug, _DEBUG_SECRET_KEY),
-        "SERVICE_AUTH_TOKEN": _required(env, "SERVICE_AUTH_TOKEN", debug, "debug-token"),
-        "SERVICE_ACCEPTED_TOKENS": parse_accepted_tokens(env.get("SERVICE_ACCEPTED_TOKENS", "")) or None,
+        "SERVICE_AUTH_TOKEN": env.get("SERVICE_AUTH_TOKEN") or None
+        if accepted
+        else _required(env, "SERVICE_AUTH_TOKEN", debug, "debug-token"),
+        "SERVICE_ACCEPTED_TOKENS": accepted,
         "ALLOWED_HOSTS": [h.strip() for h in env.get("DJANGO_ALLOWED_HOSTS", "*").split(",") if h.strip()],
         "INSTALLED_APPS": ["shared_core", *apps],
         "MIDDLEWARE": [

@@ -53,13 +53,26 @@ def docker_compose_project_name() -> str:
     return f"scit{uuid.uuid4().hex[:10]}"
 
 
-@pytest.fixture(scope="session")
-def token() -> str:
-    return secrets.token_urlsafe(24)
+#: The per-caller tokens compose/compose.yaml requires; the suite itself calls as the operator.
+CALLER_TOKENS = ("OPERATOR_TOKEN", "TICKET_SERVICE_TOKEN", "COMMUNICATION_SERVICE_TOKEN")
+#: Generous bound for a log line written after a response to show up in `docker logs`.
+LOG_WITHIN = 30.0
 
 
 @pytest.fixture(scope="session")
-def stack_env(token: str) -> Iterator[None]:
+def tokens() -> dict[str, str]:
+    """A fresh token per caller for this run (keys as in CALLER_TOKENS)."""
+    return {name: secrets.token_urlsafe(24) for name in CALLER_TOKENS}
+
+
+@pytest.fixture(scope="session")
+def token(tokens: dict[str, str]) -> str:
+    """The operator's token, which the suite sends."""
+    return tokens["OPERATOR_TOKEN"]
+
+
+@pytest.fixture(scope="session")
+def stack_env(tokens: dict[str, str]) -> Iterator[None]:
     """The environment Compose reads: base image, per-run secrets, random host ports, a short deadline."""
     base = os.environ.get("SHARED_CORE_BASE_IMAGE")
     if not base:
@@ -67,7 +80,7 @@ def stack_env(token: str) -> Iterator[None]:
     values = {
         "BASE_IMAGE": base,
         "SHARED_CORE_VERSION": base.rsplit(":", 1)[-1],
-        "SERVICE_AUTH_TOKEN": token,
+        **tokens,
         "DJANGO_SECRET_KEY": secrets.token_urlsafe(50),
         "HTTP_CLIENT_DEADLINE": str(CLIENT_DEADLINE),
         "USER_PORT": "",
@@ -101,9 +114,14 @@ def docker_cleanup() -> list[str]:
 class Stack:
     """The running stack: containers, base URLs and helpers."""
 
-    def __init__(self, client: docker.DockerClient, project: str, token: str) -> None:
+    def __init__(self, client: docker.DockerClient, project: str, token: str, compose: list[str]) -> None:
         self.client, self.project, self.token = client, project, token
         self.auth = {"Authorization": f"Bearer {token}"}
+        self._compose = compose
+
+    def compose(self, *args: str) -> None:
+        """Run a Compose command on this stack, with the environment as it is now (os.environ)."""
+        subprocess.run([*self._compose, *args], check=True, capture_output=True, env=os.environ)
 
     def container(self, service: str) -> Container:
         (found,) = self.client.containers.list(
@@ -143,6 +161,15 @@ class Stack:
     def logs(self, service: str) -> str:
         return self.container(service).logs().decode(errors="replace")
 
+    def wait_for_log(self, service: str, text: str) -> str:
+        """``service``'s log once it contains ``text``: lines written after a response arrive a little later."""
+        give_up = time.monotonic() + LOG_WITHIN
+        while text not in (logs := self.logs(service)):
+            if time.monotonic() > give_up:
+                raise AssertionError(f"{text!r} not in {service}'s log within {LOG_WITHIN} s")
+            time.sleep(0.1)
+        return logs
+
     def manage(self, service: str, code: str) -> str:
         """Run Python in ``service`` with Django set up (manage.py shell) and return its output."""
         result = self.container(service).exec_run(["python3", "manage.py", "shell", "-v", "0", "-c", code])
@@ -152,10 +179,18 @@ class Stack:
 
 @pytest.fixture(scope="session")
 def stack(
-    docker_client: docker.DockerClient, docker_services: Any, docker_compose_project_name: str, token: str
+    docker_client: docker.DockerClient,
+    docker_services: Any,
+    docker_compose_command: str,
+    docker_compose_file: list[str],
+    docker_compose_project_name: str,
+    token: str,
 ) -> Stack:
     """The whole stack, every container healthy."""
-    running = Stack(docker_client, docker_compose_project_name, token)
+    compose = [*docker_compose_command.split(), "-p", docker_compose_project_name]
+    for path in docker_compose_file:
+        compose += ["-f", path]
+    running = Stack(docker_client, docker_compose_project_name, token, compose)
     running.wait_healthy()
     return running
 

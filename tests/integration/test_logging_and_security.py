@@ -24,12 +24,11 @@ API_PATHS = {
 }
 
 
-def test_one_request_id_appears_in_three_services_logs(stack):
-    """An X-Request-ID sent to ticket-service shows up in ticket-, user- and communication-service logs."""
+def create_ticket(stack, request_id: str):
+    """A new user, then a ticket for them created under ``request_id`` (ticket -> user and communication)."""
     user_id = stack.call(
         "POST", "user-service", "/api/users/", json={"email": f"{uuid.uuid4().hex}@x.io", "name": "L"}
     ).json()["id"]
-    request_id = f"it-{uuid.uuid4().hex}"
     response = stack.call(
         "POST",
         "ticket-service",
@@ -38,8 +37,37 @@ def test_one_request_id_appears_in_three_services_logs(stack):
         headers={"X-Request-ID": request_id},
     )
     assert response.status_code == 201 and response.headers["X-Request-ID"] == request_id
+    return response
+
+
+def test_one_request_id_appears_in_three_services_logs(stack):
+    """An X-Request-ID sent to ticket-service shows up in ticket-, user- and communication-service logs."""
+    request_id = f"it-{uuid.uuid4().hex}"
+    create_ticket(stack, request_id)
     for service in ("ticket-service", "user-service", "communication-service"):
-        assert request_id in stack.logs(service), service
+        stack.wait_for_log(service, request_id)
+
+
+def test_access_lines_name_the_calling_service(stack):
+    """Each access line of one ticket creation names the caller whose token that service accepted."""
+    request_id = f"caller-{uuid.uuid4().hex}"
+    create_ticket(stack, request_id)
+    expected = {
+        "ticket-service": ["operator"],
+        "communication-service": ["ticket-service"],
+        "user-service": ["communication-service", "ticket-service"],  # the requester, then the recipient
+    }
+    for service, callers in expected.items():
+        stack.wait_for_log(service, f"request_id={request_id} caller={callers[-1]}")
+        logs = stack.wait_for_log(service, f"request_id={request_id} caller={callers[0]}")
+        lines = [line for line in logs.splitlines() if f"request_id={request_id} caller=" in line]
+        assert sorted(line.rsplit("caller=", 1)[1] for line in lines) == callers, (service, lines)
+
+
+def test_file_service_ticket_wide_delete_accepts_only_ticket_service(stack):
+    """The operator's token is valid, but file-service's ticket-wide delete answers it 403 JSON."""
+    response = stack.call("POST", "file-service", f"/api/tickets/{uuid.uuid4()}/files/delete/", json={})
+    assert response.status_code == 403 and response.json()["error"] == "forbidden"
 
 
 def test_every_log_line_has_the_shared_format(stack):
@@ -57,16 +85,35 @@ def test_every_log_line_has_the_shared_format(stack):
 
 
 @pytest.mark.parametrize("service", SERVICES)
-def test_missing_or_wrong_token_is_401_and_never_logged(stack, service):
-    """Without the token, or with a wrong one, every API answers 401 JSON; the real token is in no log."""
+def test_missing_or_wrong_token_is_401_and_never_logged(stack, tokens, service):
+    """Without the token, with a wrong one, or with it in the query or body: 401 JSON, and no token in any log."""
     import requests
 
     url = stack.url(service) + API_PATHS[service]
-    for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": stack.token}):
-        response = requests.get(url, headers=headers, timeout=10)
+    attempts = [
+        {},
+        {"headers": {"Authorization": "Bearer wrong"}},
+        {"headers": {"Authorization": stack.token}},
+        {"headers": {"Authorization": f"BEARER-{stack.token}"}},
+        {"params": {"access_token": stack.token, "limit": "5"}},
+        {"data": f"token={stack.token}"},
+    ]
+    marker = f"leak-{uuid.uuid4().hex}"
+    for i, attempt in enumerate(attempts):
+        headers = {**attempt.pop("headers", {}), "X-Request-ID": f"{marker}-{i}"}
+        method = "POST" if "data" in attempt else "GET"
+        response = requests.request(method, url, headers=headers, timeout=10, **attempt)
         assert response.status_code == 401 and response.json()["error"] == "unauthorized"
         assert stack.token not in response.text
-    assert stack.token not in stack.logs(service)
+    ok = stack.call(
+        "GET", service, API_PATHS[service], params={"access_token": stack.token}, headers={"X-Request-ID": marker}
+    )
+    assert ok.status_code == 200
+    for request_id in [marker, *(f"{marker}-{i}" for i in range(len(attempts)))]:
+        logs = stack.wait_for_log(service, f"request_id={request_id} caller=")  # the access line, written last
+    assert "access_token=[redacted]" in logs
+    for value in tokens.values():
+        assert value not in logs
 
 
 @pytest.mark.parametrize(

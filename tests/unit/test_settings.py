@@ -44,3 +44,26 @@ def test_numbers_are_checked():
     with pytest.raises(ImproperlyConfigured, match="HTTP_CLIENT_DEADLINE"):
         make(**SECRETS, HTTP_CLIENT_DEADLINE="soon")
     assert make(**SECRETS, HTTP_CLIENT_DEADLINE="2.5")["HTTP_CLIENT_DEADLINE"] == 2.5
+
+
+def test_accepted_tokens_are_parsed_per_caller_and_blank_slots_skipped():
+    """SERVICE_ACCEPTED_TOKENS gives {caller: [tokens]}; a caller= slot is skipped; no send token is then needed."""
+    raw = "ticket-service=old-tok, ticket-service=new-tok,operator=op-tok,communication-service=,"
+    settings = make(DJANGO_SECRET_KEY="k" * 50, SERVICE_ACCEPTED_TOKENS=raw)
+    assert settings["SERVICE_ACCEPTED_TOKENS"] == {"ticket-service": ["old-tok", "new-tok"], "operator": ["op-tok"]}
+    assert settings["SERVICE_AUTH_TOKEN"] is None
+    assert make(**SECRETS)["SERVICE_ACCEPTED_TOKENS"] is None
+
+
+@pytest.mark.parametrize("raw", ["s3cr3t-without-a-caller", "Ticket Service=s3cr3t", "=s3cr3t"])
+def test_malformed_accepted_tokens_name_the_entry_never_the_token(raw):
+    """A malformed entry is ImproperlyConfigured naming its position, and the message never holds the token."""
+    with pytest.raises(ImproperlyConfigured, match="entry 1") as info:
+        make(**SECRETS, SERVICE_ACCEPTED_TOKENS=raw)
+    assert "s3cr3t" not in str(info.value)
+
+
+def test_database_connections_are_kept_and_health_checked():
+    """PostgreSQL connections are reused for DEFAULT_CONN_MAX_AGE and checked before reuse, so a restart costs none."""
+    pg = make(**SECRETS, DATABASE_URL="postgres://u:p@db:5432/svc")["DATABASES"]["default"]
+    assert pg["CONN_MAX_AGE"] == 60 and pg["CONN_HEALTH_CHECKS"] is True

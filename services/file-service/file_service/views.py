@@ -18,6 +18,7 @@ from shared_core.api import (
     parse_uuid,
     visible,
 )
+from shared_core.middleware import callers
 
 
 def render_file(file: File) -> dict[str, Any]:
@@ -94,6 +95,7 @@ def file_restore(request: HttpRequest, file_id: str) -> HttpResponse:
     return JsonResponse(render_file(file))
 
 
+@callers("ticket-service")
 @api_view("POST")
 def ticket_files_delete(request: HttpRequest, ticket_id: str) -> HttpResponse:
     """Soft-delete the live files of a ticket (its deletion in ticket-service); repeating it is harmless."""
@@ -102,6 +104,7 @@ def ticket_files_delete(request: HttpRequest, ticket_id: str) -> HttpResponse:
     return JsonResponse({"deleted": total, "deleted_at": stamp})
 
 
+@callers("ticket-service")
 @api_view("POST")
 def ticket_files_restore(request: HttpRequest, ticket_id: str) -> HttpResponse:
     """Restore a ticket's files deleted at or after ``since`` (the ticket's deletion), not earlier ones."""

@@ -1,10 +1,19 @@
 import pytest
-from django.conf import settings as django_settings
 from django.test import Client
+
+OPERATOR_TOKEN = "file-tests-operator-token-0123456789"
+TICKET_SERVICE_TOKEN = "file-tests-ticket-service-token-0123456789"
 
 
 @pytest.fixture
 def api(db, settings, tmp_path) -> Client:
-    """A test client with the service token, storing blobs in a fresh directory."""
+    """A test client calling as the operator, storing blobs in a fresh directory."""
     settings.FILE_STORAGE_DIR = tmp_path / "blobs"
-    return Client(HTTP_AUTHORIZATION=f"Bearer {django_settings.SERVICE_AUTH_TOKEN}")
+    settings.SERVICE_ACCEPTED_TOKENS = {"operator": [OPERATOR_TOKEN], "ticket-service": [TICKET_SERVICE_TOKEN]}
+    return Client(HTTP_AUTHORIZATION=f"Bearer {OPERATOR_TOKEN}")
+
+
+@pytest.fixture
+def tickets(api) -> Client:
+    """A test client calling as ticket-service, the only caller of the ticket-wide endpoints."""
+    return Client(HTTP_AUTHORIZATION=f"Bearer {TICKET_SERVICE_TOKEN}")

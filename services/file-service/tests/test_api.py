@@ -45,22 +45,31 @@ def test_soft_delete_never_removes_bytes(api):
     assert api.get(f"/api/files/{body['id']}/content").status_code == 200
 
 
-def test_ticket_delete_and_restore_bring_back_exactly_its_files(api):
+def test_ticket_delete_and_restore_bring_back_exactly_its_files(api, tickets):
     """A ticket's bulk delete takes its live files; restore since that deletion spares one deleted earlier."""
     early, kept_a, kept_b = (upload(api, data=bytes([i])).json()["id"] for i in range(3))
     api.delete(f"/api/files/{early}/")
     other_ticket = upload(api, ticket=str(uuid.uuid4())).json()["id"]
-    deleted = api.post(f"/api/tickets/{TICKET}/files/delete/").json()
+    deleted = tickets.post(f"/api/tickets/{TICKET}/files/delete/").json()
     assert deleted["deleted"] == 2
     since = deleted["deleted_at"]
-    assert api.post(f"/api/tickets/{TICKET}/files/delete/").json() == {"deleted": 0, "deleted_at": None}
-    restored = api.post(f"/api/tickets/{TICKET}/files/restore/", {"since": since}, content_type="application/json")
+    assert tickets.post(f"/api/tickets/{TICKET}/files/delete/").json() == {"deleted": 0, "deleted_at": None}
+    restored = tickets.post(f"/api/tickets/{TICKET}/files/restore/", {"since": since}, content_type="application/json")
     assert restored.json() == {"restored": 2}
     live = {f["id"] for f in api.get(f"/api/files/?ticket_id={TICKET}").json()["results"]}
     assert live == {kept_a, kept_b} and File.objects.filter(pk=other_ticket).exists()
 
 
-def test_bad_uploads_are_400(api):
+def test_ticket_wide_endpoints_refuse_other_callers(api):
+    """Only ticket-service may delete or restore a ticket's files: the operator gets 403 JSON and nothing changes."""
+    upload(api)
+    for action in ("delete", "restore"):
+        refused = api.post(f"/api/tickets/{TICKET}/files/{action}/", {}, content_type="application/json")
+        assert refused.status_code == 403 and refused.json()["error"] == "forbidden"
+    assert File.objects.filter(ticket_id=TICKET).count() == 1
+
+
+def test_bad_uploads_are_400(api, tickets):
     """A missing file, a bad ticket id, a non-multipart body and a bad restore time are 400s naming the problem."""
     no_file = api.post("/api/files/", {"ticket_id": TICKET})
     assert no_file.status_code == 400 and no_file.json()["field"] == "file"
@@ -68,7 +77,7 @@ def test_bad_uploads_are_400(api):
     assert bad_ticket.status_code == 400 and bad_ticket.json()["field"] == "ticket_id"
     not_multipart = api.post("/api/files/", {"ticket_id": TICKET}, content_type="application/json")
     assert not_multipart.status_code == 400 and not_multipart.json()["error"] == "invalid_body"
-    bad_since = api.post(
+    bad_since = tickets.post(
         f"/api/tickets/{TICKET}/files/restore/", {"since": "yesterday"}, content_type="application/json"
     )
     assert bad_since.status_code == 400 and bad_since.json()["field"] == "since"
