@@ -16,6 +16,8 @@ BASE_REPO ?= shared-core/base
 BASE_IMAGE := $(BASE_REPO):$(VERSION)
 ROOT_IMAGE ?= shared-core/root:trixie
 POSTGRES_ROOT_IMAGE ?= shared-core/root-postgres:trixie
+NGINX_ROOT_IMAGE ?= shared-core/root-nginx:trixie
+PROXY_IMAGE := shared-core/proxy:$(VERSION)
 DEFAULT_ROOT_IMAGE := shared-core/root:trixie
 WHEELHOUSE := base-image/wheelhouse
 DJANGO_VERSION := $(shell sed -n 's/^django==\([^ ]*\).*/\1/p' base-image/requirements.lock)
@@ -62,14 +64,15 @@ test-unit-postgres: venv ## shared_core's and the services' unit tests on a thro
 	tools/with-postgres bash -c '$(PYTEST) --junitxml=$(RESULTS)/unit-postgres.xml && $(MAKE) --no-print-directory test-services PG=1'
 
 .PHONY: test-image
-test-image: venv ## Base image contract tests (builds it): a child image FROM it, and a local registry
+test-image: venv ## Base and proxy image contract tests (builds them): a child image FROM the base, a local registry
 	@mkdir -p $(RESULTS)
 	@if ! docker info >/dev/null 2>&1; then \
 	  if [[ -n "$${CI:-}" ]]; then echo "test-image: CI needs a Docker engine and none answers" >&2; exit 1; fi; \
 	  echo "test-image: SKIPPED, no Docker engine answers (outside CI this is not a failure)"; exit 0; \
 	fi; \
-	$(MAKE) --no-print-directory base; \
-	SHARED_CORE_BASE_IMAGE=$(BASE_IMAGE) tools/with-registry $(PYTEST) tests/image -p no:django -W ignore::pytest.PytestConfigWarning --junitxml=$(RESULTS)/image.xml
+	$(MAKE) --no-print-directory base proxy; \
+	SHARED_CORE_BASE_IMAGE=$(BASE_IMAGE) SHARED_CORE_PROXY_IMAGE=$(PROXY_IMAGE) ROOT_IMAGE=$(ROOT_IMAGE) \
+	  tools/with-registry $(PYTEST) tests/image -p no:django -W ignore::pytest.PytestConfigWarning --junitxml=$(RESULTS)/image.xml
 
 INTEGRATION_TESTS ?= tests/integration
 
@@ -80,7 +83,7 @@ test-integration: venv ## The cross-container suite: pytest-docker runs the stac
 	  if [[ -n "$${CI:-}" ]]; then echo "test-integration: CI needs a Docker engine and none answers" >&2; exit 1; fi; \
 	  echo "test-integration: SKIPPED, no Docker engine answers (outside CI this is not a failure)"; exit 0; \
 	fi; \
-	$(MAKE) --no-print-directory base $(if $(filter postgres,$(DB)),root-postgres-image); \
+	$(MAKE) --no-print-directory base root-nginx-image $(if $(filter postgres,$(DB)),root-postgres-image); \
 	DB=$(DB) SHARED_CORE_BASE_IMAGE=$(BASE_IMAGE) $(PYTEST) $(INTEGRATION_TESTS) -p no:django -W ignore::pytest.PytestConfigWarning \
 	  --junitxml=$(RESULTS)/integration-$(DB).xml $(PYTEST_ARGS)
 
@@ -100,7 +103,7 @@ COMPOSE := $(shell if docker compose version >/dev/null 2>&1; then echo "docker 
 PROJECT ?= shared-core
 DB ?= sqlite
 COMPOSE_FILES := -f compose/compose.yaml $(if $(filter postgres,$(DB)),-f compose/compose.postgres.yaml)
-STACK = BASE_IMAGE=$(BASE_IMAGE) SHARED_CORE_VERSION=$(VERSION) $(COMPOSE) --project-directory compose \
+STACK = BASE_IMAGE=$(BASE_IMAGE) NGINX_ROOT_IMAGE=$(NGINX_ROOT_IMAGE) SHARED_CORE_VERSION=$(VERSION) $(COMPOSE) --project-directory compose \
 	-p $(PROJECT) $(COMPOSE_FILES)
 
 SECRET = python3 -c 'import secrets; print(secrets.token_urlsafe($(1)))'
@@ -122,8 +125,17 @@ root-postgres-image: ## Build the PostgreSQL root image offline with debootstrap
 	@if docker image inspect $(POSTGRES_ROOT_IMAGE) >/dev/null 2>&1; then echo "$(POSTGRES_ROOT_IMAGE) exists"; \
 	else tools/build-rootfs $(POSTGRES_ROOT_IMAGE) trixie postgresql,tini; fi
 
+.PHONY: root-nginx-image
+root-nginx-image: ## Build the nginx root image offline with debootstrap (once)
+	@if docker image inspect $(NGINX_ROOT_IMAGE) >/dev/null 2>&1; then echo "$(NGINX_ROOT_IMAGE) exists"; \
+	else tools/build-rootfs $(NGINX_ROOT_IMAGE) trixie nginx; fi
+
+.PHONY: proxy
+proxy: root-nginx-image ## Build the edge proxy image shared-core/proxy:<version> (what Compose builds too)
+	docker build --tag $(PROXY_IMAGE) --build-arg ROOT_IMAGE=$(NGINX_ROOT_IMAGE) --build-arg VERSION=$(VERSION) proxy
+
 .PHONY: up
-up: base stack-secrets $(if $(filter postgres,$(DB)),root-postgres-image) ## Build what is missing and run the services (DB=postgres: PostgreSQL)
+up: base root-nginx-image stack-secrets $(if $(filter postgres,$(DB)),root-postgres-image) ## Build what is missing and run the services (DB=postgres: PostgreSQL)
 	$(STACK) build
 	$(STACK) up -d
 	@tools/wait-healthy $(PROJECT) 180
@@ -214,7 +226,7 @@ print-base-image: ## Print the base image reference services build FROM
 	@echo $(BASE_IMAGE)
 
 .PHONY: bench
-bench: base stack-secrets ## Benchmarks side by side (under 15 min): writes bench/results/ and the README table
+bench: base root-nginx-image stack-secrets ## Benchmarks side by side (under 15 min): writes bench/results/ and the README table
 	@command -v wrk >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; }
 	$(STACK) build
 	SHARED_CORE_BASE_IMAGE=$(BASE_IMAGE) ROOT_IMAGE=$(ROOT_IMAGE) COMPOSE="$(COMPOSE)" $(BIN)/python -m bench.run

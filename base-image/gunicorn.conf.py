@@ -20,6 +20,11 @@ threads = _number("GUNICORN_THREADS", 4)
 timeout = _number("GUNICORN_TIMEOUT", 30)
 graceful_timeout = _number("GUNICORN_GRACEFUL_TIMEOUT", 20)
 keepalive = _number("GUNICORN_KEEPALIVE", 5)
+# The inside of the network gets limits too. They sit above the edge proxy's (6 KiB per header line),
+# so a request the edge passed on is never refused here.
+limit_request_line = _number("GUNICORN_LIMIT_REQUEST_LINE", 8190)
+limit_request_fields = _number("GUNICORN_LIMIT_REQUEST_FIELDS", 100)
+limit_request_field_size = _number("GUNICORN_LIMIT_REQUEST_FIELD_SIZE", 8190)
 max_requests = _number("GUNICORN_MAX_REQUESTS", 1000)
 max_requests_jitter = _number("GUNICORN_MAX_REQUESTS_JITTER", 100)
 control_socket = os.environ.get("GUNICORN_CONTROL_SOCKET", "/tmp/gunicorn.ctl")  # noqa: S108 - /tmp is the tmpfs

@@ -7,7 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from tests.integration.conftest import SERVICES
+from tests.integration.conftest import API_PATHS, SERVICES
 
 pytestmark = [
     pytest.mark.docker,
@@ -16,19 +16,13 @@ pytestmark = [
 
 #: Requests per service: more than gunicorn's 2 workers x 4 threads, so every thread holds a connection.
 REQUESTS = 24
-PATHS = {
-    "user-service": "/api/users/",
-    "ticket-service": "/api/tickets/",
-    "communication-service": "/api/notifications/",
-    "file-service": "/api/files/",
-}
 
 
 def test_postgres_restart_costs_no_failed_request(stack):
     """Every worker thread keeps a connection; PostgreSQL restarts; the next requests all succeed at once."""
 
     def statuses() -> list[int]:
-        calls = [(service, PATHS[service]) for service in SERVICES for _ in range(REQUESTS)]
+        calls = [(service, API_PATHS[service]) for service in SERVICES for _ in range(REQUESTS)]
         with ThreadPoolExecutor(max_workers=8) as pool:
             return list(pool.map(lambda call: stack.call("GET", *call).status_code, calls))
 

@@ -9,19 +9,13 @@ import uuid
 
 import pytest
 
-from tests.integration.conftest import SERVICES
+from tests.integration.conftest import API_PATHS, SERVICES
 
 pytestmark = pytest.mark.docker
 
 #: The shared text format (shared_core.logging_config.TEXT_LINE_PATTERN), restated: the suite is black-box.
 TEXT_LINE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z [A-Z]+ service=\S+ request_id=\S+ logger=\S+ .*$")
 JSON_KEYS = {"timestamp", "level", "service", "logger", "request_id", "message"}
-API_PATHS = {
-    "user-service": "/api/users/",
-    "ticket-service": "/api/tickets/",
-    "communication-service": "/api/notifications/",
-    "file-service": "/api/files/",
-}
 
 
 def create_ticket(stack, request_id: str):
@@ -41,10 +35,10 @@ def create_ticket(stack, request_id: str):
 
 
 def test_one_request_id_appears_in_three_services_logs(stack):
-    """An X-Request-ID sent to ticket-service shows up in ticket-, user- and communication-service logs."""
+    """An X-Request-ID sent at the edge shows up in the proxy's and ticket-, user- and communication-service logs."""
     request_id = f"it-{uuid.uuid4().hex}"
     create_ticket(stack, request_id)
-    for service in ("ticket-service", "user-service", "communication-service"):
+    for service in ("proxy", "ticket-service", "user-service", "communication-service"):
         stack.wait_for_log(service, request_id)
 
 

@@ -45,13 +45,13 @@ def test_rotating_tokens_with_rolling_restarts_never_answers_401(stack, tokens):
                     timeout=15,
                 )
                 seen[phase[0], created.status_code] += 1
-                if created.status_code == 502 and "401" in created.text:
+                if created.status_code == 502 and "answered 401" in created.text:
                     inner_401.append(created.text)
                 if created.status_code == 201:
                     ticket = f"{stack.url('ticket-service')}/api/tickets/{created.json()['id']}/"
                     deleted = requests.delete(ticket, headers=headers, timeout=15)
                     seen[phase[0], f"delete {deleted.status_code}"] += 1
-                    if deleted.status_code == 502 and "401" in deleted.text:
+                    if deleted.status_code == 502 and "answered 401" in deleted.text:
                         inner_401.append(deleted.text)
             except Exception as exc:  # a container being replaced: counted, never an auth failure
                 seen[phase[0], f"unreachable ({type(exc).__name__})"] += 1

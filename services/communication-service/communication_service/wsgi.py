@@ -1,5 +1,5 @@
-"""WSGI entry point (WSGI_APP=communication_service.wsgi:application)."""
+"""WSGI entry point (WSGI_APP=communication_service.wsgi:application): Django behind shared_core's header guard."""
 
-from django.core.wsgi import get_wsgi_application
+from shared_core.wsgi import get_wsgi_application
 
 application = get_wsgi_application()

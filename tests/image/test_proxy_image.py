@@ -1,0 +1,161 @@
+"""The edge proxy image's contract: offline nginx, non-root, read-only root, healthy, JSON refusals, small."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import uuid
+from collections.abc import Iterator
+
+import docker
+import pytest
+import requests
+from docker.models.containers import Container
+from docker.models.images import Image
+
+from tests.image.conftest import Running
+
+pytestmark = pytest.mark.docker
+
+#: What the proxy may add over the root filesystem it is built from, in bytes (README).
+MAX_ADDED_BYTES = 10_000_000
+#: The body limit the test proxy gets, so the 413 case stays small.
+UPLOAD_LIMIT = 100_000
+
+
+@pytest.fixture(scope="session")
+def proxy_image(docker_client: docker.DockerClient) -> Image:
+    ref = os.environ.get("SHARED_CORE_PROXY_IMAGE")
+    if not ref:
+        pytest.fail("SHARED_CORE_PROXY_IMAGE is not set: run the image tests with `make test-image`")
+    return docker_client.images.get(ref)
+
+
+@pytest.fixture(scope="session")
+def edge(docker_client: docker.DockerClient, proxy_image: Image, child_image: Image) -> Iterator[Running]:
+    """The proxy, read-only and non-root, in front of a child service on a private network."""
+    network = docker_client.networks.create(f"edge-contract-{uuid.uuid4().hex[:8]}")
+    started: list[Container] = []
+    try:
+        app = docker_client.containers.run(
+            child_image.id,
+            detach=True,
+            read_only=True,
+            tmpfs={"/tmp": "rw,size=16m"},
+            network=network.name,
+        )
+        started.append(app)
+        network.disconnect(app)
+        network.connect(app, aliases=["app"])
+        proxy = docker_client.containers.run(
+            proxy_image.id,
+            detach=True,
+            read_only=True,
+            tmpfs={"/tmp": "rw,size=64m"},
+            network=network.name,
+            environment={
+                "PROXY_ROUTES": "8000=app:8000 8001=missing:8000",
+                "FILE_UPLOAD_MAX_BYTES": str(UPLOAD_LIMIT),
+            },
+            ports={"8000/tcp": ("127.0.0.1", None), "8001/tcp": ("127.0.0.1", None)},
+        )
+        started.append(proxy)
+        running = Running(proxy)
+        running.wait_healthy()
+        yield running
+    finally:
+        for container in started:
+            container.remove(force=True)
+        network.remove()
+
+
+def raw(edge: Running, request: bytes) -> tuple[int, dict[str, str], bytes]:
+    host, port = edge.url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        sock.sendall(request)
+        data = b""
+        while chunk := sock.recv(65536):
+            data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    status_line, *lines = head.decode("latin-1").split("\r\n")
+    return int(status_line.split()[1]), {k.lower(): v.strip() for k, _, v in (x.partition(":") for x in lines)}, body
+
+
+def test_proxy_runs_non_root_with_a_read_only_root_and_turns_healthy(edge, proxy_image):
+    """User 10001, read-only root with a tmpfs /tmp, its exec HEALTHCHECK healthy, nginx as PID 1."""
+    assert proxy_image.attrs["Config"]["User"] == "10001:10001"
+    assert edge.container.exec_run(["id", "-u"]).output.decode().strip() == "10001"
+    assert edge.container.attrs["HostConfig"]["ReadonlyRootfs"] is True
+    assert "nginx: master process" in edge.container.exec_run(["cat", "/proc/1/cmdline"]).output.decode()
+
+
+def test_proxy_passes_requests_and_the_request_id_through(edge):
+    """A request reaches the service behind, and a safe X-Request-ID comes back unchanged."""
+    response = edge.get("/healthz", headers={"X-Request-ID": "edge-contract-1"})
+    assert response.status_code == 200 and response.json() == {"status": "ok"}
+    assert response.headers["X-Request-ID"] == "edge-contract-1"
+    edge.wait_for_log("request_id=edge-contract-1 logger=nginx.access")
+
+
+@pytest.mark.parametrize(
+    ("request_bytes", "status", "error"),
+    [
+        (b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Request-ID: " + b"r" * 9000 + b"\r\n\r\n", 431, "header_too_large"),
+        (b"GET /" + b"x" * 9000 + b" HTTP/1.1\r\nHost: x\r\n\r\n", 414, "uri_too_long"),
+        (b"POST /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\n{}", 400, "bad_request"),
+        (b"POST /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: 200000\r\n\r\n", 413, "too_large"),
+        (b"GET /_edge/400 HTTP/1.1\r\nHost: x\r\n\r\n", 404, "not_found"),
+    ],
+)
+def test_the_proxys_own_refusals_are_json_with_a_request_id(edge, request_bytes, status, error):
+    """Oversized headers, URIs and bodies, and unparseable requests get the JSON envelope, not nginx's HTML."""
+    got, headers, body = raw(edge, request_bytes.replace(b"Host: x\r\n", b"Host: x\r\nConnection: close\r\n"))
+    document = json.loads(body)
+    assert got == status and document["error"] == error, (got, body)
+    assert headers["content-type"] == "application/json" and document["request_id"] == headers["x-request-id"]
+
+
+def test_an_unreachable_service_is_a_json_502(edge):
+    """A route whose service cannot be resolved answers 502 with the envelope."""
+    host = edge.url.rsplit(":", 1)[0]
+    port = edge.container.attrs["NetworkSettings"]["Ports"]["8001/tcp"][0]["HostPort"]
+    response = requests.get(f"{host}:{port}/healthz", timeout=10)
+    assert response.status_code == 502 and response.json()["error"] == "bad_gateway"
+
+
+def test_query_strings_and_tokens_never_reach_the_proxys_log(edge):
+    """The access line has the path, never the query string or the Authorization header."""
+    secret, request_id = f"s3cr3t-{uuid.uuid4().hex}", f"query-{uuid.uuid4().hex}"
+    edge.get(
+        f"/healthz?access_token={secret}", headers={"Authorization": f"Bearer {secret}", "X-Request-ID": request_id}
+    )
+    edge.wait_for_log(f"request_id={request_id} logger=nginx.access")
+    assert secret not in edge.logs()
+
+
+def test_proxy_image_labels_and_stop_signal(proxy_image):
+    """OCI labels, and SIGQUIT to stop: nginx then finishes in-flight requests before it exits."""
+    labels = proxy_image.attrs["Config"]["Labels"]
+    assert labels["org.opencontainers.image.title"] == "shared-core edge proxy"
+    assert labels["org.opencontainers.image.version"] not in ("", "0.0.0")
+    assert proxy_image.attrs["Config"]["StopSignal"] == "SIGQUIT"
+
+
+def installed(docker_client: docker.DockerClient, image: str) -> dict[str, int]:
+    """Package name to installed bytes, from dpkg's database in ``image``."""
+    listing = docker_client.containers.run(
+        image, ["dpkg-query", "-W", "-f", "${Package} ${Installed-Size}\n"], entrypoint=[], remove=True
+    )
+    return {name: int(size) * 1024 for name, size in (line.split() for line in listing.decode().splitlines())}
+
+
+def test_proxy_adds_under_10_mb_over_the_projects_debian_root(docker_client, proxy_image):
+    """nginx and every package it brought that the project's own Debian root lacks install under 10 MB."""
+    root = os.environ.get("ROOT_IMAGE", "shared-core/root:trixie")
+    added = {
+        name: size
+        for name, size in installed(docker_client, proxy_image.id).items()
+        if name not in installed(docker_client, root)
+    }
+    assert "nginx" in added and sum(added.values()) < MAX_ADDED_BYTES, added
