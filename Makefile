@@ -226,10 +226,11 @@ print-base-image: ## Print the base image reference services build FROM
 	@echo $(BASE_IMAGE)
 
 .PHONY: bench
-bench: base root-nginx-image stack-secrets ## Benchmarks side by side (under 15 min): writes bench/results/ and the README table
+bench: base proxy stack-secrets ## Benchmarks side by side (under 15 min): writes bench/results/ and the README table
 	@command -v wrk >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; }
 	$(STACK) build
-	SHARED_CORE_BASE_IMAGE=$(BASE_IMAGE) ROOT_IMAGE=$(ROOT_IMAGE) COMPOSE="$(COMPOSE)" $(BIN)/python -m bench.run
+	SHARED_CORE_BASE_IMAGE=$(BASE_IMAGE) SHARED_CORE_PROXY_IMAGE=$(PROXY_IMAGE) ROOT_IMAGE=$(ROOT_IMAGE) \
+	  COMPOSE="$(COMPOSE)" $(BIN)/python -m bench.run
 
 .PHONY: print-version
 print-version: ## Print the one version of shared_core and the base image

@@ -18,7 +18,7 @@ from pathlib import Path
 import docker
 
 from bench import client as client_bench
-from bench import images, resilience, throughput
+from bench import edge, images, resilience, throughput
 from shared_core import __version__
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -141,6 +141,31 @@ def table(r: dict) -> str:
                     ok(figures["ratio"] <= 1.2),
                 )
             )
+    ed = r["edge"]
+    rows += [
+        (
+            "ticket-service read through the edge proxy vs direct to gunicorn",
+            f"{ed['proxy']['rps']['median']:.0f} vs {ed['direct']['rps']['median']:.0f} req/s; per-round ratio "
+            f"{ed['proxy_vs_direct_rps']:.2f}x (min {ed['proxy_vs_direct_rps_rounds']['min']:.2f}, "
+            f"max {ed['proxy_vs_direct_rps_rounds']['max']:.2f})",
+            "≥ 0.9x",
+            ok(ed["proxy_vs_direct_rps"] >= 0.9),
+        ),
+        (
+            f"p99 through the proxy with {ed['slow_connections']} slow connections held vs idle",
+            f"{ed['slow']['p99_ms']['median']:.0f} vs {ed['proxy']['p99_ms']['median']:.0f} ms; per-round ratio "
+            f"{ed['slow_vs_idle_p99']:.2f}x (min {ed['slow_vs_idle_p99_rounds']['min']:.2f}, "
+            f"max {ed['slow_vs_idle_p99_rounds']['max']:.2f})",
+            "≤ 2x",
+            ok(ed["slow_vs_idle_p99"] <= 2),
+        ),
+        (
+            "Edge proxy image; what nginx adds over the project's Debian root",
+            f"{ed['image']['proxy_image_mb']:.1f} MB; {ed['image']['added_over_root_mb']:.1f} MB",
+            "< 10 MB added",
+            ok(ed["image"]["added_over_root_mb"] < 10),
+        ),
+    ]
     refused, paused = res["connection_refused_s"], res["paused_s"]
     rows += [
         (
@@ -181,6 +206,7 @@ def main() -> None:
     started = time.monotonic()
     base = os.environ["SHARED_CORE_BASE_IMAGE"]
     root = os.environ.get("ROOT_IMAGE", "shared-core/root:trixie")
+    proxy = os.environ["SHARED_CORE_PROXY_IMAGE"]
     compose = os.environ.get("COMPOSE", "docker-compose")
     engine = docker.from_env()
     today = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d")
@@ -190,6 +216,7 @@ def main() -> None:
         ("startup", lambda: images.startup(engine, base, __version__, compose)),
         ("client", client_bench.run),
         ("throughput", lambda: throughput.run(f"shared-core/ticket-service:{__version__}")),
+        ("edge", lambda: edge.run(f"shared-core/ticket-service:{__version__}", proxy, root)),
         ("soft_delete", soft_delete),
         ("resilience", resilience.run),
         ("build", lambda: images.builds(__version__)),

@@ -19,12 +19,13 @@ REPEATS = 3
 CONNECTIONS = 16
 
 
-def start(client: docker.DockerClient, image: str, token: str, bare: bool):
+def start(client: docker.DockerClient, image: str, token: str, bare: bool, **extra_env: str):
     kwargs = {}
     environment = {
         "SERVICE_AUTH_TOKEN": token,
         "DJANGO_SECRET_KEY": secrets.token_urlsafe(50),
         "GUNICORN_ACCESS_LOG": "0",
+        **extra_env,
     }
     if bare:
         environment["DJANGO_SETTINGS_MODULE"] = "bench_bare_settings"
@@ -58,12 +59,15 @@ def start(client: docker.DockerClient, image: str, token: str, bare: bool):
 
 
 def wrk(url: str, token: str) -> tuple[float, float]:
-    out = subprocess.run(
+    done = subprocess.run(
         ["wrk", "-t2", f"-c{CONNECTIONS}", f"-d{DURATION}", "--latency", "-H", f"Authorization: Bearer {token}", url],
         capture_output=True,
         text=True,
-        check=True,
-    ).stdout
+        check=False,
+    )
+    if done.returncode:
+        raise RuntimeError(f"wrk {url} exited {done.returncode}:\n{done.stdout}\n{done.stderr}")
+    out = done.stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out)[1])
     value, unit = re.search(r"99%\s+([\d.]+)(us|ms|s)", out).groups()
     p99_ms = float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
