@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import uuid
 from collections.abc import Iterator
 
@@ -15,6 +14,7 @@ from docker.models.containers import Container
 from docker.models.images import Image
 
 from tests.image.conftest import Running
+from tests.rawhttp import exchange
 
 pytestmark = pytest.mark.docker
 
@@ -72,14 +72,7 @@ def edge(docker_client: docker.DockerClient, proxy_image: Image, child_image: Im
 
 def raw(edge: Running, request: bytes) -> tuple[int, dict[str, str], bytes]:
     host, port = edge.url.removeprefix("http://").split(":")
-    with socket.create_connection((host, int(port)), timeout=10) as sock:
-        sock.sendall(request)
-        data = b""
-        while chunk := sock.recv(65536):
-            data += chunk
-    head, _, body = data.partition(b"\r\n\r\n")
-    status_line, *lines = head.decode("latin-1").split("\r\n")
-    return int(status_line.split()[1]), {k.lower(): v.strip() for k, _, v in (x.partition(":") for x in lines)}, body
+    return exchange(host, int(port), request)
 
 
 def test_proxy_runs_non_root_with_a_read_only_root_and_turns_healthy(edge, proxy_image):

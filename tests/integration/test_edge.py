@@ -15,6 +15,7 @@ import pytest
 import requests
 
 from tests.integration.conftest import API_PATHS, SERVICES
+from tests.rawhttp import exchange
 
 pytestmark = pytest.mark.docker
 
@@ -31,16 +32,8 @@ def address(stack, service: str) -> tuple[str, int]:
 
 
 def raw(stack, service: str, request: bytes) -> tuple[int, dict[str, str], bytes]:
-    """Send ``request`` as bytes to ``service``'s edge port; the status, headers and body of the answer."""
-    with socket.create_connection(address(stack, service), timeout=10) as sock:
-        sock.sendall(request)
-        data = b""
-        while chunk := sock.recv(65536):
-            data += chunk
-    head, _, body = data.partition(b"\r\n\r\n")
-    status_line, *lines = head.decode("latin-1").split("\r\n")
-    headers = {k.strip().lower(): v.strip() for k, _, v in (line.partition(":") for line in lines)}
-    return int(status_line.split()[1]), headers, body
+    """Send ``request`` as bytes to ``service``'s edge port."""
+    return exchange(*address(stack, service), request)
 
 
 def test_slow_clients_cannot_stall_any_service(stack):
