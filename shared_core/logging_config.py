@@ -62,9 +62,12 @@ _TEXT_FORMAT = (
 )
 _JSON_FORMAT = "%(levelname)s %(service)s %(name)s %(request_id)s %(message)s"
 _BEARER = re.compile(r"(?i)\b(Bearer)\s+[^\s'\",]+")
-#: A query parameter whose name contains one of these words has its value redacted.
+#: A query parameter named by one of these words, alone or after a prefix (``access_token``, ``x-api-key``),
+#: has its value redacted; ``author_id`` or ``design`` keep theirs.
 _SECRET_PARAM = re.compile(
-    r"(?i)([?&;][^=&;\s\"'#]*(?:token|secret|passw|auth|key|sig|session|credential|code)[^=&;\s\"'#]*=)[^&;\s\"'#]*"
+    r"(?i)([?&;](?:[^=&;\s\"'#]*[_.-])?"
+    r"(?:token|secret|passw(?:or)?d|auth(?:orization)?|(?:api)?key|sig(?:nature)?|session(?:id)?|credentials?|code)"
+    r"=)[^&;\s\"'#]*"
 )
 _REDACTED = "[redacted]"
 

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import pytest
 
 from shared_core.context import request_context
-from shared_core.logging_config import TEXT_LINE_PATTERN, get_logging_config
+from shared_core.logging_config import TEXT_LINE_PATTERN, get_logging_config, redact
 
 
 class Captured:
@@ -112,6 +112,22 @@ def test_tokens_are_redacted_in_any_case_in_tracebacks_and_query_strings(capture
     for secret in ("tok-upper-1", "tok-in-exc-2", "tok-query-3"):
         assert secret not in out, (secret, out)
     assert "access_token=[redacted]" in out and "limit=5" in out and out.count("[redacted]") >= 3
+
+
+@pytest.mark.parametrize(
+    ("query", "kept"),
+    [
+        ("?access_token=s1&limit=5", "limit=5"),
+        ("?x-api-key=s1&author_id=7", "author_id=7"),
+        ("?password=s1&design=blue", "design=blue"),
+        ("?sessionid=s1&ticket_id=9", "ticket_id=9"),
+        ("?Signature=s1&code=s1", "?Signature=[redacted]&code=[redacted]"),
+    ],
+)
+def test_redaction_takes_secret_names_and_leaves_the_rest(query, kept):
+    """Secret-named parameters lose their values; names that only contain such a word keep theirs."""
+    line = redact(f"GET /api/x/{query} HTTP/1.1")
+    assert "s1" not in line and kept in line, line
 
 
 def test_a_logging_mistake_is_reported_not_raised_into_the_view(capture, client):
