@@ -127,6 +127,20 @@ def test_query_strings_and_tokens_never_reach_the_proxys_log(edge):
     assert secret not in edge.logs()
 
 
+@pytest.mark.parametrize(("name", "value"), [("FILE_UPLOAD_MAX_BYTES", "10MB"), ("PROXY_UPSTREAM_TIMEOUT", "soon")])
+def test_a_malformed_setting_stops_the_proxy_with_one_line_naming_it(docker_client, proxy_image, name, value):
+    """A number setting that is not a whole number: exit 1 and one line naming the variable and its value."""
+    container = docker_client.containers.run(
+        proxy_image.id, detach=True, read_only=True, tmpfs={"/tmp": "rw,size=16m"}, environment={name: value}
+    )
+    try:
+        assert container.wait(timeout=60)["StatusCode"] == 1
+        lines = container.logs().decode().strip().splitlines()
+        assert len(lines) == 1 and name in lines[0] and value in lines[0], lines
+    finally:
+        container.remove(force=True)
+
+
 def test_proxy_image_labels_and_stop_signal(proxy_image):
     """OCI labels, and SIGQUIT to stop: nginx then finishes in-flight requests before it exits."""
     labels = proxy_image.attrs["Config"]["Labels"]
