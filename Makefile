@@ -109,7 +109,7 @@ STACK = BASE_IMAGE=$(BASE_IMAGE) NGINX_ROOT_IMAGE=$(NGINX_ROOT_IMAGE) SHARED_COR
 SECRET = python3 -c 'import secrets; print(secrets.token_urlsafe($(1)))'
 
 # Secrets compose/compose.yaml needs; `make up` writes each one missing from compose/.env.
-STACK_SECRETS := OPERATOR_TOKEN TICKET_SERVICE_TOKEN COMMUNICATION_SERVICE_TOKEN DJANGO_SECRET_KEY POSTGRES_PASSWORD
+STACK_SECRETS := OPERATOR_TOKEN TICKET_SERVICE_TOKEN COMMUNICATION_SERVICE_TOKEN FILE_SERVICE_TOKEN DJANGO_SECRET_KEY POSTGRES_PASSWORD
 
 compose/.env:
 	@umask 077; echo "# Written by make up on first run; never commit it." > $@

@@ -127,7 +127,7 @@ def builds(version: str) -> dict:
 
 
 #: The per-caller tokens compose/compose.yaml requires.
-STACK_TOKENS = ("OPERATOR_TOKEN", "TICKET_SERVICE_TOKEN", "COMMUNICATION_SERVICE_TOKEN")
+STACK_TOKENS = ("OPERATOR_TOKEN", "TICKET_SERVICE_TOKEN", "COMMUNICATION_SERVICE_TOKEN", "FILE_SERVICE_TOKEN")
 
 
 def startup(client: docker.DockerClient, base: str, version: str, compose: str) -> dict:

@@ -1,32 +1,51 @@
-"""What every service's JSON API shares: errors as JSON, input parsing, health views.
+"""What every service's JSON API shares, as a thin layer on django-ninja and pydantic.
 
-Views decorated with ``api_view`` never answer with a traceback or an HTML page:
+django-ninja parses and validates input, dispatches, serialises through
+schemas and generates the OpenAPI document. This module adds only what it
+does not do:
 
-- ``APIError(status, error, detail)`` becomes that status with a JSON body;
-- a non-2xx upstream (``HTTPStatusError``) becomes 502, an unreachable one
-  (``HTTPConnectionError``) 503, a slow one (``HTTPTimeoutError``,
-  ``HTTPDeadlineExceeded``) 504, each naming the upstream call;
-- a wrong method gets 405; ``handler400`` to ``handler500`` answer rejected
-  requests, unknown paths and crashes with JSON too (import them into a URLconf).
+- ``service_api()``: a ``NinjaAPI`` whose every error is the JSON envelope
+  (``error``, ``detail``, ``request_id``, and ``field`` when one input field
+  is to blame), documented in the OpenAPI document, with ``/healthz`` and
+  ``/readyz`` in it and the service token declared as its security scheme;
+- input types that reject what a database cannot store (``text()``,
+  ``Timestamp``) with a 400 naming the field;
+- ``KeysetPagination``: ``?limit=`` and an opaque ``?cursor=`` over
+  ``(created_at, id)``, so every row is reachable at the same cost per page;
+- ``ListFilters`` and ``visible()``: the soft-delete list filter;
+- ``create_once()``: idempotent creation under an ``Idempotency-Key``, with
+  the body's fingerprint, so a key reused with another body is a 422;
+- ``restore_or_409()``, ``get_or_404()`` and ``fetch_or_400()``.
 
-Every JSON error has ``error``, ``detail`` and ``request_id``.
+Errors are ``application/json``, not RFC 9457 ``application/problem+json``:
+the envelope predates this module, clients read ``error`` as a stable code,
+and the two carry the same facts (``error`` ~ ``type``, ``detail`` ~ ``detail``).
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
+import hashlib
 import json
 import uuid
-from collections.abc import Callable, Iterable, Mapping
-from functools import wraps
-from typing import Any, TypeVar, cast
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Annotated, Any, Final, TypeVar
 
 from django.core.exceptions import RequestDataTooBig
 from django.db import DatabaseError, IntegrityError, connections, transaction
-from django.db.models import Model, QuerySet
-from django.http import HttpRequest, HttpResponse, JsonResponse
-from django.urls import URLPattern, path
-from django.views.decorators.csrf import csrf_exempt
+from django.db.models import Model, Q, QuerySet
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.http.multipartparser import MultiPartParserError
+from ninja import Field, Header, NinjaAPI, Router, Schema
+from ninja.errors import AuthenticationError, HttpError, ValidationError
+from ninja.pagination import PaginationBase
+from ninja.parser import Parser
+from ninja.security import HttpBearer
+from pydantic import AfterValidator, AwareDatetime, BaseModel, StringConstraints
 
+from shared_core import __version__
 from shared_core.clients import (
     IDEMPOTENCY_KEY_HEADER,
     HTTPClient,
@@ -36,79 +55,180 @@ from shared_core.clients import (
     HTTPTimeoutError,
 )
 from shared_core.middleware import json_error
-from shared_core.models import BaseModel, SoftDeleteQuerySet
+from shared_core.models import BaseModel as SoftDeleteModel
 
 __all__ = [
-    "DEFAULT_LIST_LIMIT",
+    "DEFAULT_PAGE_SIZE",
+    "ERROR_RESPONSES",
     "MAX_IDEMPOTENCY_KEY",
-    "MAX_LIST_LIMIT",
+    "MAX_PAGE_SIZE",
     "APIError",
-    "api_view",
+    "ErrorOut",
+    "IdempotencyKey",
+    "KeysetPagination",
+    "ListFilters",
+    "ServiceToken",
+    "Timestamp",
     "create_once",
     "fetch_or_400",
+    "fingerprint",
     "get_or_404",
     "handler400",
     "handler403",
     "handler404",
     "handler500",
-    "health_urls",
-    "healthz",
-    "idempotency_key",
-    "include_deleted",
-    "json_body",
-    "list_limit",
-    "newest",
-    "optional_str",
-    "parse_uuid",
-    "readyz",
-    "replayed",
-    "required_str",
-    "rows",
+    "restore_or_409",
+    "service_api",
+    "text",
     "visible",
 ]
 
-#: Rows a list endpoint returns unless ``?limit=`` asks for fewer or more.
-DEFAULT_LIST_LIMIT = 100
+#: Rows a list returns unless ``?limit=`` asks for another number.
+DEFAULT_PAGE_SIZE: Final = 100
 #: The most rows ``?limit=`` may ask for.
-MAX_LIST_LIMIT = 1000
+MAX_PAGE_SIZE: Final = 1000
 #: The longest ``Idempotency-Key`` accepted.
-MAX_IDEMPOTENCY_KEY = 128
+MAX_IDEMPOTENCY_KEY: Final = 128
+#: Every status an operation may answer with the error envelope; each operation documents them all.
+ERROR_STATUSES: Final = (400, 401, 403, 404, 409, 413, 422, 502, 503, 504)
 
 _M = TypeVar("_M", bound=Model)
-_B = TypeVar("_B", bound=BaseModel)
-View = Callable[..., HttpResponse]
+_S = TypeVar("_S", bound=SoftDeleteModel)
 
 
 class APIError(Exception):
-    """An error the client caused or must know about; ``api_view`` renders it as JSON."""
+    """An error the client caused or must know about; the API renders it as the JSON envelope."""
 
     def __init__(self, status: int, error: str, detail: str, **extra: object) -> None:
         super().__init__(detail)
         self.status, self.error, self.detail, self.extra = status, error, detail, extra
 
 
-def api_view(*methods: str) -> Callable[[View], View]:
-    """Allow ``methods`` only and turn ``APIError`` and upstream failures into JSON errors."""
-    allowed = {m.upper() for m in methods}
+class ErrorOut(Schema):
+    """The JSON body of every error: a stable code, a sentence for people, and the request id."""
 
-    def decorate(view: View) -> View:
-        @csrf_exempt  # token-authenticated API without cookies: CSRF does not apply
-        @wraps(view)
-        def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-            if request.method not in allowed:
-                response = json_error(405, "method_not_allowed", f"use one of {', '.join(sorted(allowed))}")
-                response["Allow"] = ", ".join(sorted(allowed))
-                return response
-            try:
-                return view(request, *args, **kwargs)
-            except APIError as exc:
-                return json_error(exc.status, exc.error, exc.detail, **exc.extra)
-            except HTTPClientError as exc:
-                return _upstream_error(exc)
+    error: str
+    detail: str
+    request_id: str
+    field: str | None = None
 
-        return wrapper
 
-    return decorate
+#: ``responses=`` for an operation: its success statuses plus ``ERROR_RESPONSES``.
+ERROR_RESPONSES: Final[dict[int, type[ErrorOut]]] = dict.fromkeys(ERROR_STATUSES, ErrorOut)
+
+
+def _storable(value: str) -> str:
+    # Both databases refuse these, and only at write time: refuse them as input instead.
+    if "\x00" in value:
+        raise ValueError("must not contain NUL characters")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("must be valid Unicode (no lone surrogates)") from None
+    return value
+
+
+def text(max_length: int, *, blank: bool = False) -> Any:
+    """A string type of at most ``max_length`` characters that every database can store.
+
+    ``blank=False``: it must hold a non-whitespace character. A lone
+    surrogate or a NUL character is a 400 naming the field, never a 500 at
+    write time.
+    """
+    pattern = None if blank else r"\S"
+    return Annotated[str, StringConstraints(max_length=max_length, pattern=pattern), AfterValidator(_storable)]
+
+
+def _representable(value: datetime) -> datetime:
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("is outside the range of representable times") from None
+
+
+#: An ISO 8601 time with a zone, in UTC once parsed; one whose UTC time has no year 1-9999 is a 400.
+Timestamp = Annotated[AwareDatetime, AfterValidator(_representable)]
+
+#: The ``Idempotency-Key`` header: 1-128 printable ASCII characters.
+IdempotencyKey = Annotated[
+    str | None,
+    Header(alias=IDEMPOTENCY_KEY_HEADER, min_length=1, max_length=MAX_IDEMPOTENCY_KEY, pattern=r"^[ -~]+$"),
+]
+
+
+class _InvalidJSON(ValueError):
+    pass
+
+
+class JSONParser(Parser):
+    """ninja's parser, but any body that is not a JSON object (too deep to parse, say) is ``invalid_json``."""
+
+    def parse_body(self, request: HttpRequest) -> dict[str, Any]:
+        try:
+            data = json.loads(request.body)
+        except RecursionError:
+            raise _InvalidJSON("the body is nested too deeply") from None
+        except (ValueError, UnicodeDecodeError):
+            raise _InvalidJSON("the body is not valid JSON") from None
+        if not isinstance(data, dict):
+            raise _InvalidJSON("the body must be a JSON object")
+        return data
+
+
+class ServiceToken(HttpBearer):
+    """The service token as the document's security scheme; ``ServiceTokenMiddleware`` has checked it.
+
+    ``ServiceToken("ticket-service")`` on an operation lets only those
+    callers in: another authenticated caller gets 403, before its input is
+    even read. No names: any authenticated caller.
+    """
+
+    openapi_scheme = "bearer"
+
+    def __init__(self, *callers: str) -> None:
+        super().__init__()
+        self.callers = frozenset(callers)
+
+    def authenticate(self, request: HttpRequest, token: str) -> str | None:
+        caller: str | None = getattr(request, "caller", None)
+        if caller is not None and self.callers and caller not in self.callers:
+            raise APIError(403, "forbidden", f"only {', '.join(sorted(self.callers))} may call this endpoint")
+        return caller
+
+
+class Health(Schema):
+    status: str
+
+
+def _field(loc: Any) -> str:
+    names = [str(part) for part in loc[1:] if part not in ("payload", "filters", "pagination", "body")]
+    return ".".join(names) or str(loc[-1])
+
+
+def _error_response(request: HttpRequest, exc: Any) -> HttpResponse:
+    """The envelope for every error a view raises; anything unknown goes on to Django's JSON handler500."""
+    if isinstance(exc, ValidationError):
+        problems = [(_field(e.get("loc", ("?",))), str(e.get("msg", "is invalid"))) for e in exc.errors]
+        detail = "; ".join(f"{name}: {message}" for name, message in problems)
+        return json_error(400, "invalid_field", detail, field=problems[0][0] if problems else None)
+    if isinstance(exc, APIError):
+        return json_error(exc.status, exc.error, exc.detail, **exc.extra)
+    if isinstance(exc, HTTPClientError):
+        return _upstream_error(exc)
+    if isinstance(exc, HttpError):
+        if isinstance(exc.__cause__, _InvalidJSON):
+            return json_error(400, "invalid_json", str(exc.__cause__))
+        return json_error(exc.status_code, "bad_request" if exc.status_code == 400 else "error", str(exc))
+    if isinstance(exc, AuthenticationError):
+        return json_error(401, "unauthorized", "a valid service token is required")
+    if isinstance(exc, Http404):
+        return json_error(404, "not_found", str(exc) or "no such resource")
+    if isinstance(exc, RequestDataTooBig):
+        return json_error(413, "too_large", "the body is larger than the service accepts")
+    if isinstance(exc, MultiPartParserError):
+        return json_error(400, "invalid_body", "the multipart body is malformed")
+    # Django's handler500 (JSON) and the middleware's deadline handling take it from here; never a traceback.
+    raise exc
 
 
 def _upstream_error(exc: HTTPClientError) -> JsonResponse:
@@ -122,78 +242,121 @@ def _upstream_error(exc: HTTPClientError) -> JsonResponse:
     return json_error(502, "upstream_error", f"{call} failed")
 
 
-def json_body(request: HttpRequest) -> dict[str, Any]:
-    """The request body as a JSON object; 400 ``invalid_json`` otherwise."""
-    try:
-        data = json.loads(request.body or b"null")
-    except RequestDataTooBig:
-        raise APIError(413, "too_large", "the body is larger than the service accepts") from None
-    except (ValueError, UnicodeDecodeError):
-        raise APIError(400, "invalid_json", "the body is not valid JSON") from None
-    if not isinstance(data, dict):
-        raise APIError(400, "invalid_json", "the body must be a JSON object")
-    return data
+def service_api(service_name: str, *routers: tuple[str, Router]) -> NinjaAPI:
+    """The service's API: ``routers`` mounted under their prefixes, plus ``/healthz`` and ``/readyz``.
 
+    Mount it at the root (``path("", api.urls)``). The OpenAPI document is
+    served at ``/api/openapi.json``; every operation but the health checks
+    requires the service token.
+    """
+    api = NinjaAPI(
+        title=service_name,
+        version=__version__,
+        description=f"The JSON API of {service_name}. Errors are the shared_core envelope (ErrorOut).",
+        auth=ServiceToken(),
+        parser=JSONParser(),
+        openapi_url="/api/openapi.json",
+        docs_url=None,
+        urls_namespace=service_name,
+    )
+    # ninja's own handlers for these would answer in its format: the envelope replaces each of them.
+    for handled in (ValidationError, HttpError, AuthenticationError, Http404, Exception):
+        api.add_exception_handler(handled, _error_response)
 
-def required_str(data: Mapping[str, Any], field: str, max_length: int) -> str:
-    """A non-blank string of at most ``max_length`` characters; 400 naming ``field`` otherwise."""
-    value = data.get(field)
-    if not isinstance(value, str) or not value.strip():
-        raise APIError(400, "invalid_field", f"{field} must be a non-empty string", field=field)
-    return _bounded(value.strip(), field, max_length)
+    @api.get("/healthz", auth=None, response={200: Health}, tags=["health"])
+    def healthz(request: HttpRequest) -> dict[str, str]:
+        """Liveness: the process answers; needs no token and touches no database."""
+        return {"status": "ok"}
 
-
-def optional_str(data: Mapping[str, Any], field: str, max_length: int, default: str = "") -> str:
-    """Like ``required_str`` but ``default`` when absent or null."""
-    value = data.get(field)
-    if value is None:
-        return default
-    if not isinstance(value, str):
-        raise APIError(400, "invalid_field", f"{field} must be a string", field=field)
-    return _bounded(value.strip(), field, max_length)
-
-
-def _bounded(value: str, field: str, max_length: int) -> str:
-    if len(value) > max_length:
-        raise APIError(400, "invalid_field", f"{field} is longer than {max_length} characters", field=field)
-    return value
-
-
-def parse_uuid(value: object, field: str) -> uuid.UUID:
-    """``value`` as a UUID; 400 naming ``field`` when it is missing or malformed."""
-    if isinstance(value, str | uuid.UUID):
+    @api.get("/readyz", auth=None, response={200: Health, 503: ErrorOut}, tags=["health"])
+    def readyz(request: HttpRequest) -> Any:
+        """Readiness: every configured database answers ``SELECT 1``; 503 otherwise."""
         try:
-            return uuid.UUID(str(value))
-        except ValueError:
-            pass
-    raise APIError(400, "invalid_field", f"{field} must be a UUID", field=field)
+            for alias in connections:
+                with connections[alias].cursor() as cursor:
+                    cursor.execute("SELECT 1")
+        except DatabaseError:
+            raise APIError(503, "not_ready", "the database is not reachable") from None
+        return {"status": "ready"}
+
+    for prefix, router in routers:
+        api.add_router(prefix, router)
+    return api
 
 
-def get_or_404(queryset: QuerySet[_M], pk: object, what: str) -> _M:
-    """The row with primary key ``pk``; 404 for an unknown *or malformed* id, never a 500."""
+class ListFilters(Schema):
+    """``?include_deleted=true`` lists soft-deleted rows too."""
+
+    include_deleted: bool = False
+
+
+def visible(model: type[_S], filters: ListFilters) -> QuerySet[_S]:
+    """``model``'s live rows, or every row when ``filters.include_deleted``."""
+    manager = model.all_objects if filters.include_deleted else model.objects
+    return manager.all()
+
+
+class KeysetPagination(PaginationBase):
+    """Newest first, ``?limit=`` rows a page, and ``next``: the cursor of the page after, or ``null``.
+
+    The cursor encodes the last row's ``(created_at, id)``; the next page is
+    the rows strictly before it in that order, so a page costs an index range
+    scan wherever it starts, and rows inserted meanwhile never shift a page.
+    """
+
+    class Input(Schema):
+        limit: int = Field(DEFAULT_PAGE_SIZE, ge=1, le=MAX_PAGE_SIZE)
+        cursor: str | None = Field(None, min_length=1, max_length=200, description="`next` of the page before")
+
+    class Output(Schema):
+        results: list[Any]
+        next: str | None
+
+    items_attribute = "results"
+
+    def paginate_queryset(self, queryset: QuerySet[Any], pagination: Any, request: HttpRequest, **params: Any) -> Any:
+        if pagination.cursor is not None:
+            created_at, pk = _decode_cursor(pagination.cursor)
+            queryset = queryset.filter(
+                Q(created_at__lt=created_at) | Q(created_at=created_at, pk__lt=pk), created_at__lte=created_at
+            )
+        rows = list(queryset.order_by("-created_at", "-pk")[: pagination.limit + 1])
+        page, more = rows[: pagination.limit], len(rows) > pagination.limit
+        return {"results": page, "next": _encode_cursor(page[-1]) if more else None}
+
+
+def _encode_cursor(row: Any) -> str:
+    raw = f"{row.created_at.isoformat()}|{row.pk}".encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
     try:
-        key = uuid.UUID(str(pk))
-    except ValueError:
-        raise APIError(404, "not_found", f"no {what} with id {str(pk)[:64]!r}") from None
-    obj = queryset.filter(pk=key).first()
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        when, _, pk = raw.partition("|")
+        created_at = datetime.fromisoformat(when)
+        if created_at.tzinfo is None:
+            raise ValueError(when)
+        return created_at, uuid.UUID(pk)
+    except (ValueError, binascii.Error, UnicodeDecodeError):
+        raise APIError(400, "invalid_field", "cursor is not a cursor this list gave", field="cursor") from None
+
+
+def get_or_404(queryset: QuerySet[_M], pk: uuid.UUID, what: str) -> _M:
+    """The row with primary key ``pk``, or a 404 naming ``what``."""
+    obj = queryset.filter(pk=pk).first()
     if obj is None:
-        raise APIError(404, "not_found", f"no {what} with id {key}")
+        raise APIError(404, "not_found", f"no {what} with id {pk}")
     return obj
 
 
-def include_deleted(request: HttpRequest) -> bool:
-    """Whether ``?include_deleted=1`` (or ``true``) asks for soft-deleted rows too."""
-    return request.GET.get("include_deleted", "").lower() in ("1", "true", "yes")
-
-
-def list_limit(request: HttpRequest) -> int:
-    """``?limit=`` as a number of rows (default ``DEFAULT_LIST_LIMIT``, at most ``MAX_LIST_LIMIT``)."""
-    raw = request.GET.get("limit")
-    if raw is None:
-        return DEFAULT_LIST_LIMIT
-    if not raw.isdigit() or not 1 <= int(raw) <= MAX_LIST_LIMIT:
-        raise APIError(400, "invalid_field", f"limit must be a whole number from 1 to {MAX_LIST_LIMIT}", field="limit")
-    return int(raw)
+def restore_or_409(obj: SoftDeleteModel, what: str) -> None:
+    """``obj.restore()``; a clash with a live row (a unique value taken meanwhile) is a 409, not a 500."""
+    try:
+        with transaction.atomic():
+            obj.restore()
+    except IntegrityError:
+        raise APIError(409, "conflict", f"a live {what} already holds a value this one needs") from None
 
 
 def fetch_or_400(client: HTTPClient, path: str, field: str, detail: str) -> Any:
@@ -210,104 +373,70 @@ def fetch_or_400(client: HTTPClient, path: str, field: str, detail: str) -> Any:
         raise
 
 
-def rows(objects: Iterable[_M], render: Callable[[_M], dict[str, Any]]) -> JsonResponse:
-    """A JSON list response ``{"results": [...]}``."""
-    return JsonResponse({"results": [render(obj) for obj in objects]})
-
-
-def visible(model: type[_B], request: HttpRequest) -> SoftDeleteQuerySet[_B]:
-    """``model``'s live rows, or every row when the request asks ``?include_deleted=1``."""
-    manager = model.all_objects if include_deleted(request) else model.objects
-    return cast(SoftDeleteQuerySet[_B], manager.all())
-
-
-def newest(
-    request: HttpRequest,
-    queryset: QuerySet[_M],
-    render: Callable[[_M], dict[str, Any]],
-    uuid_filters: Iterable[str] = (),
-) -> JsonResponse:
-    """``{"results": [...]}`` with the newest ``?limit=`` rows of ``queryset`` (see ``list_limit``).
-
-    Each name in ``uuid_filters`` that the query string carries (``?ticket_id=...``) filters the
-    rows by that field; a malformed value is a 400 naming it.
-    """
-    for field in uuid_filters:
-        if field in request.GET:
-            queryset = queryset.filter(**{field: parse_uuid(request.GET[field], field)})
-    return rows(queryset.order_by("-created_at")[: list_limit(request)], render)
-
-
-def idempotency_key(request: HttpRequest) -> str | None:
-    """The request's ``Idempotency-Key`` (1 to 128 printable ASCII characters), or ``None``; 400 if malformed."""
-    key = request.headers.get(IDEMPOTENCY_KEY_HEADER)
-    if key is None:
-        return None
-    if not 1 <= len(key) <= MAX_IDEMPOTENCY_KEY or not key.isascii() or not key.isprintable():
-        detail = f"{IDEMPOTENCY_KEY_HEADER} must be 1-{MAX_IDEMPOTENCY_KEY} printable ASCII characters"
-        raise APIError(400, "invalid_header", detail)
-    return key
-
-
-def replayed(model: type[_M], key: str | None, render: Callable[[_M], dict[str, Any]]) -> JsonResponse | None:
-    """200 with the row stored under ``key`` (deleted or not), marked ``Idempotent-Replayed``; else ``None``."""
-    earlier = model._base_manager.filter(idempotency_key=key).order_by("created_at").first() if key else None
-    if earlier is None:
-        return None
-    response = JsonResponse(render(earlier), status=200)
-    response["Idempotent-Replayed"] = "true"
-    return response
+def fingerprint(payload: BaseModel) -> str:
+    """The sha256 of ``payload`` as canonical JSON: equal for equal bodies, whatever their key order."""
+    canonical = json.dumps(payload.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
 
 
 def create_once(
+    response: HttpResponse,
     model: type[_M],
     key: str | None,
-    create: Callable[[], _M],
-    render: Callable[[_M], dict[str, Any]],
+    payload: BaseModel,
+    create: Callable[[str], _M],
+    *,
+    check: Callable[[], None] | None = None,
     after_create: Callable[[_M], None] | None = None,
-) -> JsonResponse:
-    """201 with ``create()``'s row, or 200 with the row an earlier request made under the same key.
+) -> tuple[int, _M]:
+    """``(201, row)`` from ``create(fingerprint)``, or ``(200, row)`` an earlier request stored under ``key``.
 
-    ``model`` has an ``idempotency_key`` field (unique among live rows) that
-    ``create`` fills with ``key``; a replay is marked ``Idempotent-Replayed: true``.
-    Two racing requests with one key store one row: the loser replays the winner's.
-    ``after_create`` runs once, after the new row is committed, never on a replay.
+    ``model`` has ``idempotency_key`` (unique among live rows) and
+    ``idempotency_fingerprint`` fields, which ``create`` fills with ``key``
+    and the fingerprint it is given. A replay answers the first request's row
+    whatever happened since (its references deleted, a neighbour down) and
+    marks ``response`` ``Idempotent-Replayed: true``; the same key with a
+    different body is a 422. ``check`` runs only for a new row, before it is
+    created and outside any transaction (it may call another service). Two
+    racing requests with one key store one row: the loser replays the
+    winner's. ``after_create`` runs once, after the new row is committed.
     """
-
-    earlier = replayed(model, key, render)
+    digest = fingerprint(payload)
+    earlier = _replay(response, model, key, digest)
     if earlier is not None:
-        return earlier
+        return 200, earlier
+    if check is not None:
+        check()
     try:
         with transaction.atomic():
-            obj = create()
+            obj = create(digest)
     except IntegrityError:
-        earlier = replayed(model, key, render)
+        earlier = _replay(response, model, key, digest)
         if earlier is None:
             raise
-        return earlier
+        return 200, earlier
     if after_create is not None:
         after_create(obj)
-    return JsonResponse(render(obj), status=201)
+    return 201, obj
 
 
-def healthz(request: HttpRequest) -> JsonResponse:
-    """Liveness: the process answers; needs no token and touches no database."""
-    return JsonResponse({"status": "ok"})
-
-
-def readyz(request: HttpRequest) -> JsonResponse:
-    """Readiness: every configured database answers ``SELECT 1``; 503 JSON otherwise."""
-    try:
-        for alias in connections:
-            with connections[alias].cursor() as cursor:
-                cursor.execute("SELECT 1")
-    except DatabaseError:
-        return json_error(503, "not_ready", "the database is not reachable")
-    return JsonResponse({"status": "ready"})
+def _replay(response: HttpResponse, model: type[_M], key: str | None, digest: str) -> _M | None:
+    if key is None:
+        return None
+    earlier = model._base_manager.filter(idempotency_key=key).order_by("created_at").first()
+    if earlier is None:
+        return None
+    stored = getattr(earlier, "idempotency_fingerprint", None)
+    if stored and stored != digest:
+        raise APIError(422, "idempotency_key_reused", f"{IDEMPOTENCY_KEY_HEADER} was first used with a different body")
+    response["Idempotent-Replayed"] = "true"
+    return earlier
 
 
 def handler400(request: HttpRequest, exception: Exception | None = None) -> JsonResponse:
-    """JSON for requests Django itself rejects (a body over its limits, a bad Host header)."""
+    """JSON for requests Django itself rejects (a bad Host header, a malformed multipart body)."""
+    if isinstance(exception, RequestDataTooBig):
+        return json_error(413, "too_large", "the body is larger than the service accepts")
     return json_error(400, "bad_request", "the request was rejected before reaching the API")
 
 
@@ -324,7 +453,3 @@ def handler404(request: HttpRequest, exception: Exception | None = None) -> Json
 def handler500(request: HttpRequest) -> JsonResponse:
     """JSON for unexpected errors; the details go to the log, not to the client."""
     return json_error(500, "internal_error", "the service failed; see its log for this request id")
-
-
-#: ``urlpatterns = [*health_urls, ...]``: ``/healthz`` and ``/readyz`` for a service's URLconf.
-health_urls: list[URLPattern] = [path("healthz", healthz), path("readyz", readyz)]

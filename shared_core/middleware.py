@@ -36,6 +36,7 @@ __all__ = [
     "CALLER_HEADER",
     "DEFAULT_FLEET_CALLER",
     "DEFAULT_TOKEN_EXEMPT_PATHS",
+    "ProtocolMiddleware",
     "RequestContextMiddleware",
     "ServiceTokenMiddleware",
     "callers",
@@ -90,6 +91,51 @@ class RequestContextMiddleware:
         if isinstance(exception, DeadlineExceeded):
             return json_error(504, "deadline_exceeded", "the request's deadline passed while it was served")
         return None
+
+
+class ProtocolMiddleware:
+    """HTTP's method rules for every view, whatever framework answers it.
+
+    ``HEAD`` is served as ``GET`` with the body dropped (headers, including
+    ``Content-Length``, stay); a 405 is the JSON envelope with an ``Allow``
+    header that lists ``HEAD`` wherever ``GET`` is allowed; a 204 or 304
+    carries no ``Content-Type``. Put it right after
+    ``RequestContextMiddleware``.
+    """
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        head = request.method == "HEAD"
+        if head:
+            request.method = "GET"
+        response = self.get_response(request)
+        if head:
+            request.method = "HEAD"
+            self._drop_body(response)
+        if response.status_code == 405:
+            response = self._method_not_allowed(response)
+        if response.status_code in (204, 304) and "Content-Type" in response:
+            del response["Content-Type"]
+        return response
+
+    @staticmethod
+    def _drop_body(response: HttpResponse) -> None:
+        if getattr(response, "streaming", False):
+            response.close()
+            response.streaming_content = []  # type: ignore[attr-defined]
+        else:
+            response.content = b""
+
+    @staticmethod
+    def _method_not_allowed(response: HttpResponse) -> HttpResponse:
+        allowed = {m.strip().upper() for m in response.get("Allow", "").split(",") if m.strip()}
+        if "GET" in allowed:
+            allowed.add("HEAD")
+        refused = json_error(405, "method_not_allowed", f"use one of {', '.join(sorted(allowed)) or 'none'}")
+        refused["Allow"] = ", ".join(sorted(allowed))
+        return refused
 
 
 def _accepted_tokens() -> list[tuple[str, bytes]]:

@@ -131,6 +131,7 @@ def service_settings(
         "INSTALLED_APPS": ["shared_core", *apps],
         "MIDDLEWARE": [
             "shared_core.middleware.RequestContextMiddleware",
+            "shared_core.middleware.ProtocolMiddleware",
             "django.middleware.security.SecurityMiddleware",
             "django.middleware.common.CommonMiddleware",
             "django.middleware.csrf.CsrfViewMiddleware",

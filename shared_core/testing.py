@@ -1,4 +1,5 @@
-"""Test helpers for services built on shared_core: a real, scriptable HTTP/1.1 server on 127.0.0.1.
+"""Test helpers for services built on shared_core: a real, scriptable HTTP/1.1 server on 127.0.0.1,
+and a check that every route is in the service's OpenAPI document.
 
 ``with Upstream() as users: users.script("/api/users/x/", Reply(404)); ...`` gives a
 service under test a real neighbour that answers, fails, stalls or trickles
@@ -8,13 +9,18 @@ off with ``shared_core.clients.set_testing(True)``.
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from collections import defaultdict, deque
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-__all__ = ["Reply", "Seen", "Upstream"]
+__all__ = ["Reply", "Seen", "Upstream", "undocumented_routes"]
+
+#: Routes django-ninja adds that are not operations: the document itself and the API's root.
+_NOT_OPERATIONS = frozenset({"openapi-json", "openapi-view", "api-root"})
 
 
 @dataclass
@@ -116,3 +122,30 @@ class Upstream:
     def __exit__(self, *exc: object) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+
+def undocumented_routes() -> list[str]:
+    """The URLconf's routes (as ``/path/{param}/``) that the service's OpenAPI document lacks; ``[]`` is good.
+
+    Every URL pattern counts, whoever serves it: a plain Django view added
+    beside the API is reported too, so the document cannot drift from the
+    routes. The document is the one every ``NinjaAPI`` in the URLconf serves.
+    """
+    from django.urls import URLPattern, URLResolver, get_resolver
+    from ninja import NinjaAPI
+
+    def walk(patterns: list[URLPattern | URLResolver], prefix: str) -> Iterator[tuple[str, URLPattern]]:
+        for pattern in patterns:
+            if isinstance(pattern, URLResolver):
+                yield from walk(pattern.url_patterns, prefix + str(pattern.pattern))
+            else:
+                yield prefix + str(pattern.pattern), pattern
+
+    routes = list(walk(get_resolver().url_patterns, "/"))
+    documented: set[str] = set()
+    for _, pattern in routes:
+        api = getattr(getattr(pattern.callback, "keywords", {}), "get", lambda _: None)("api")
+        if isinstance(api, NinjaAPI):
+            documented |= set(api.get_openapi_schema()["paths"])
+    openapi = {re.sub(r"<(?:\w+:)?(\w+)>", r"{\1}", route) for route, p in routes if p.name not in _NOT_OPERATIONS}
+    return sorted(openapi - documented)

@@ -6,22 +6,39 @@ parameter naming an unknown charset) escapes as an exception, and gunicorn
 answers with an HTML 500 and a traceback. ``get_wsgi_application()`` checks
 those headers first and answers such a request 400 with the JSON envelope
 (``error``, ``detail``, ``request_id``) and the ``X-Request-ID`` header.
+
+Django also reads a body only as far as ``Content-Length`` says, so a
+``Transfer-Encoding: chunked`` body would reach the view empty. The guard
+reads such a body first (gunicorn has already de-chunked it), into memory up
+to ``DEFAULT_SPOOL_BYTES`` and a temporary file beyond, and hands Django the
+length. A body over the service's largest accepted size
+(``FILE_UPLOAD_MAX_BYTES`` plus ``DEFAULT_MULTIPART_OVERHEAD``, or
+``DATA_UPLOAD_MAX_MEMORY_SIZE`` if larger) is 413, read no further.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import tempfile
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from django.conf import settings
 from django.core.handlers.wsgi import WSGIHandler
 from django.core.wsgi import get_wsgi_application as _django_application
 from django.utils.http import parse_header_parameters
 
 from shared_core.context import REQUEST_ID_HEADER, new_request_id, valid_request_id
+from shared_core.settings import DEFAULT_UPLOAD_MAX_BYTES
 
-__all__ = ["get_wsgi_application"]
+__all__ = ["DEFAULT_MULTIPART_OVERHEAD", "DEFAULT_SPOOL_BYTES", "get_wsgi_application"]
+
+#: A chunked body is kept in memory up to this many bytes, then spooled to a temporary file.
+DEFAULT_SPOOL_BYTES = 1024 * 1024
+#: Room for multipart boundaries and part headers beside the largest file a service accepts.
+DEFAULT_MULTIPART_OVERHEAD = 64 * 1024
+_READ_CHUNK = 64 * 1024
 
 logger = logging.getLogger(__name__)
 
@@ -40,18 +57,39 @@ def _guarded(handler: WSGIHandler) -> WSGIApplication:
             parse_header_parameters(environ.get("CONTENT_TYPE", ""))
         except ValueError:
             return _reject(environ, start_response, "Content-Type has a parameter that cannot be parsed")
+        chunked = "chunked" in environ.get("HTTP_TRANSFER_ENCODING", "").lower() and not environ.get("CONTENT_LENGTH")
+        if chunked and not _buffer_chunked_body(environ):
+            return _reject(environ, start_response, "the body is larger than the service accepts", 413)
         return handler(environ, start_response)
 
     return application
 
 
-def _reject(environ: dict[str, Any], start_response: StartResponse, detail: str) -> list[bytes]:
+def _buffer_chunked_body(environ: dict[str, Any]) -> bool:
+    """Read the de-chunked body and set ``CONTENT_LENGTH``; ``False`` if it is over the limit."""
+    largest_file = int(getattr(settings, "FILE_UPLOAD_MAX_BYTES", DEFAULT_UPLOAD_MAX_BYTES))
+    limit = max(largest_file + DEFAULT_MULTIPART_OVERHEAD, settings.DATA_UPLOAD_MAX_MEMORY_SIZE or 0)
+    body = tempfile.SpooledTemporaryFile(max_size=DEFAULT_SPOOL_BYTES)  # noqa: SIM115 - it outlives this call, as wsgi.input
+    size, source = 0, environ["wsgi.input"]
+    while chunk := source.read(_READ_CHUNK):
+        size += len(chunk)
+        if size > limit:
+            body.close()
+            return False
+        body.write(chunk)
+    body.seek(0)
+    environ["wsgi.input"], environ["CONTENT_LENGTH"] = body, str(size)
+    return True
+
+
+def _reject(environ: dict[str, Any], start_response: StartResponse, detail: str, status: int = 400) -> list[bytes]:
     given = environ.get("HTTP_X_REQUEST_ID")
     request_id = given if valid_request_id(given) else new_request_id()
     logger.warning("rejected %s %s before Django: %s", environ.get("REQUEST_METHOD"), environ.get("PATH_INFO"), detail)
-    body = json.dumps({"error": "invalid_header", "detail": detail, "request_id": request_id}).encode()
+    error = "too_large" if status == 413 else "invalid_header"
+    body = json.dumps({"error": error, "detail": detail, "request_id": request_id}).encode()
     start_response(
-        "400 Bad Request",
+        "413 Content Too Large" if status == 413 else "400 Bad Request",
         [
             ("Content-Type", "application/json"),
             ("Content-Length", str(len(body))),

@@ -19,6 +19,8 @@ INSTALLED_APPS = [
 ]
 MIDDLEWARE = [
     "shared_core.middleware.RequestContextMiddleware",
+    "shared_core.middleware.ProtocolMiddleware",
+    "django.middleware.common.CommonMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",

@@ -63,7 +63,7 @@ def docker_compose_project_name() -> str:
 
 
 #: The per-caller tokens compose/compose.yaml requires; the suite itself calls as the operator.
-CALLER_TOKENS = ("OPERATOR_TOKEN", "TICKET_SERVICE_TOKEN", "COMMUNICATION_SERVICE_TOKEN")
+CALLER_TOKENS = ("OPERATOR_TOKEN", "TICKET_SERVICE_TOKEN", "COMMUNICATION_SERVICE_TOKEN", "FILE_SERVICE_TOKEN")
 #: Generous bound for a log line written after a response to show up in `docker logs`.
 LOG_WITHIN = 30.0
 

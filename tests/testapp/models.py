@@ -53,7 +53,9 @@ class Receipt(BaseModel):
     """Created at most once per Idempotency-Key (shared_core.api.create_once)."""
 
     amount = models.PositiveIntegerField()
+    note = models.TextField(blank=True)
     idempotency_key = models.CharField(max_length=128, null=True, editable=False)  # noqa: DJ001
+    idempotency_fingerprint = models.CharField(max_length=64, null=True, editable=False)  # noqa: DJ001
 
     class Meta:
         constraints = [live_unique("idempotency_key")]

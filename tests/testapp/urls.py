@@ -8,6 +8,7 @@ from django.urls import path
 
 from shared_core.context import get_deadline, get_request_id
 from shared_core.middleware import callers
+from tests.testapp.api import api
 
 logger = logging.getLogger(__name__)
 
@@ -57,4 +58,5 @@ urlpatterns = [
     path("api/log-mistake/", log_mistake),
     path("api/only-tickets/", only_tickets),
     path("healthz", healthz),
+    path("", api.urls),
 ]

@@ -1,58 +1,156 @@
-"""shared_core.api: JSON errors, input parsing, idempotent creation, upstream failures as 5xx."""
+"""shared_core.api on django-ninja: the error envelope, input that databases refuse, pagination, idempotency."""
 
 import json
 import uuid
 
 import pytest
-from django.http import HttpResponse, JsonResponse
-from django.test import RequestFactory
+from django.test import Client
 
-from shared_core import api
-from shared_core.clients import HTTPClient, set_testing
-from shared_core.testing import Reply, Upstream
-from tests.testapp.models import Author
+from shared_core.clients import set_testing
+from shared_core.testing import Reply, Upstream, undocumented_routes
+from tests.testapp.models import Author, Receipt
 
-factory = RequestFactory()
+TOKEN = "unit-test-service-token"
 
 
-def body(response: HttpResponse) -> dict:
-    return json.loads(response.content)
+@pytest.fixture
+def client() -> Client:
+    return Client(HTTP_AUTHORIZATION=f"Bearer {TOKEN}")
 
 
-@api.api_view("POST")
-def echo(request):
-    return JsonResponse(api.json_body(request))
+def post(client: Client, path: str, raw: bytes | str, **extra: str):
+    return client.generic("POST", f"/api/t{path}", raw, content_type="application/json", **extra)
 
 
 @pytest.mark.parametrize(
-    ("raw", "status", "error"),
-    [
-        (b"{", 400, "invalid_json"),
-        (b"[1]", 400, "invalid_json"),
-        (b"\xff", 400, "invalid_json"),
-        (b'{"a": 1}', 200, None),
-    ],
+    "raw",
+    [b"{", b"[1]", b"\xff", b"null", b"[" * 10_000 + b"]" * 10_000, b'{"a":' * 10_000 + b"1" + b"}" * 10_000],
 )
-def test_json_body_accepts_only_objects(raw, status, error):
-    """json_body gives 400 invalid_json for anything but a JSON object."""
-    response = echo(factory.post("/", raw, content_type="application/json"))
-    assert response.status_code == status
-    assert error is None or body(response)["error"] == error
+def test_a_body_that_is_not_a_json_object_is_invalid_json(client, raw):
+    """Broken, non-object and 10,000-deep JSON bodies are 400 invalid_json, never a RecursionError 500."""
+    response = post(client, "/when/", raw)
+    assert response.status_code == 400 and response.json()["error"] == "invalid_json"
 
 
-def test_oversized_json_body_is_413(settings):
+@pytest.mark.django_db
+@pytest.mark.parametrize(("value", "problem"), [("\ud800", "unicode"), ("a\x00b", "NUL")])
+def test_text_a_database_cannot_store_is_400_naming_the_field(client, value, problem):
+    """A lone surrogate or a NUL in a JSON string is a 400 naming the field, not a 500 at write time."""
+    response = post(client, "/authors/", json.dumps({"name": value, "email": "a@example.com"}))
+    assert response.status_code == 400 and response.json()["field"] == "name"
+    assert problem in response.json()["detail"] and Author.all_objects.count() == 0
+
+
+def test_a_time_outside_the_representable_range_is_400(client):
+    """A zone that pushes the UTC time past year 9999 is a 400 naming the field, not an OverflowError."""
+    response = post(client, "/when/", json.dumps({"at": "9999-12-31T23:59:59.999999-23:59"}))
+    assert response.status_code == 400 and response.json()["field"] == "at"
+    naive = post(client, "/when/", json.dumps({"at": "2026-01-01T00:00:00"}))
+    assert naive.status_code == 400 and naive.json()["field"] == "at"
+
+
+def test_oversized_body_is_413(client, settings):
     """A body over DATA_UPLOAD_MAX_MEMORY_SIZE is a 413 JSON error, not Django's HTML 400."""
     settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 10
-    response = echo(factory.post("/", b'{"a": "0123456789"}', content_type="application/json"))
-    assert response.status_code == 413 and body(response)["error"] == "too_large"
+    response = post(client, "/when/", json.dumps({"at": "2026-01-01T00:00:00+00:00"}))
+    assert response.status_code == 413 and response.json()["error"] == "too_large"
 
 
-def test_wrong_method_is_405_json_with_allow():
-    """A method the view does not take gets 405 JSON and an Allow header."""
-    response = echo(factory.get("/"))
-    assert (
-        response.status_code == 405 and response["Allow"] == "POST" and body(response)["error"] == "method_not_allowed"
-    )
+@pytest.mark.django_db
+@pytest.mark.parametrize("limit", ["%C2%B2", "0", "1001", "x", "1.5", ""])
+def test_a_limit_that_is_not_a_whole_number_in_range_is_400_naming_it(client, limit):
+    """?limit= must be a whole number from 1 to 1000 (a superscript two is not), else 400 naming limit."""
+    response = client.get(f"/api/t/authors/?limit={limit}")
+    assert response.status_code == 400 and response.json()["field"] == "limit"
+
+
+@pytest.mark.django_db
+def test_keyset_pages_reach_every_row_once_even_with_equal_timestamps(client):
+    """Walking next cursors visits every row once, newest first, though 20 rows share one created_at."""
+    same = Author(name="x", email="x@example.com").created_at
+    Author.objects.bulk_create(Author(name=f"a{i}", email=f"a{i}@example.com", created_at=same) for i in range(20))
+    Author.objects.bulk_create(Author(name=f"b{i}", email=f"b{i}@example.com") for i in range(5))
+    seen, cursor, pages = [], None, 0
+    while True:
+        page = client.get("/api/t/authors/", {"limit": 7, **({"cursor": cursor} if cursor else {})}).json()
+        seen += [row["id"] for row in page["results"]]
+        pages, cursor = pages + 1, page["next"]
+        if cursor is None:
+            break
+    expected = [str(pk) for pk in Author.objects.order_by("-created_at", "-pk").values_list("pk", flat=True)]
+    assert seen == expected and len(set(seen)) == 25 and pages == 4
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("cursor", ["nope", "!!!!", "YQ", "MjAyNi0wMS0wMXxub3BlCg"])
+def test_a_cursor_the_list_never_gave_is_400_naming_it(client, cursor):
+    """A cursor that does not decode to (time, id) is a 400 naming cursor."""
+    response = client.get("/api/t/authors/", {"cursor": cursor})
+    assert response.status_code == 400 and response.json()["field"] == "cursor"
+
+
+@pytest.mark.django_db
+def test_include_deleted_lists_deleted_rows_only_when_asked(client):
+    """The list shows live rows; ?include_deleted=true adds the soft-deleted ones."""
+    live, gone = Author.objects.create(name="a", email="a@x.org"), Author.objects.create(name="b", email="b@x.org")
+    gone.delete()
+    assert [r["id"] for r in client.get("/api/t/authors/").json()["results"]] == [str(live.pk)]
+    everything = client.get("/api/t/authors/?include_deleted=true").json()["results"]
+    assert [r["id"] for r in everything] == [str(gone.pk), str(live.pk)]
+
+
+@pytest.mark.django_db
+def test_restore_that_clashes_with_a_live_row_is_409(client):
+    """Restoring a row whose unique value a live row took meanwhile is a 409, not an IntegrityError 500."""
+    old = Author.objects.create(name="old", email="same@example.com")
+    old.delete()
+    Author.objects.create(name="new", email="same@example.com")
+    response = client.post(f"/api/t/authors/{old.pk}/restore/")
+    assert response.status_code == 409 and response.json()["error"] == "conflict"
+    assert Author.all_objects.get(pk=old.pk).is_deleted
+
+
+@pytest.mark.django_db
+def test_same_key_same_body_replays_and_another_body_is_422(client):
+    """One Idempotency-Key: the same body replays the first row (200), another body is refused (422)."""
+    key = {"HTTP_IDEMPOTENCY_KEY": "k-1"}
+    first = post(client, "/receipts/", json.dumps({"amount": 5, "note": "a"}), **key)
+    again = post(client, "/receipts/", json.dumps({"note": "a", "amount": 5}), **key)
+    other = post(client, "/receipts/", json.dumps({"amount": 6, "note": "a"}), **key)
+    assert (first.status_code, again.status_code, other.status_code) == (201, 200, 422)
+    assert again.json() == first.json() and again["Idempotent-Replayed"] == "true"
+    assert other.json()["error"] == "idempotency_key_reused" and Receipt.all_objects.count() == 1
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("key", ["k" * 129, "tab\there", ""])
+def test_a_malformed_idempotency_key_is_400(client, key):
+    """An Idempotency-Key over 128 characters, with control characters, or empty is a 400."""
+    response = post(client, "/receipts/", json.dumps({"amount": 1}), HTTP_IDEMPOTENCY_KEY=key)
+    assert response.status_code == 400 and Receipt.all_objects.count() == 0
+
+
+@pytest.mark.django_db
+def test_methods_follow_http_head_405_and_204(client):
+    """HEAD is GET without a body; a wrong method is 405 JSON whose Allow lists HEAD; 204 has no Content-Type."""
+    Author.objects.create(name="a", email="a@x.org")
+    get, head = client.get("/api/t/authors/"), client.head("/api/t/authors/")
+    assert head.status_code == 200 and head.content == b"" and head["Content-Length"] == str(len(get.content))
+    refused = client.put("/api/t/authors/")
+    assert refused.status_code == 405 and refused.json()["error"] == "method_not_allowed"
+    assert refused["Allow"] == "GET, HEAD, POST"
+    author = Author.objects.create(name="b", email="b@x.org")
+    deleted = client.delete(f"/api/t/authors/{author.pk}/")
+    assert deleted.status_code == 204 and "Content-Type" not in deleted and deleted.content == b""
+
+
+def test_health_checks_are_json_for_every_method(client):
+    """POST, PUT and DELETE on /healthz and /readyz are JSON 405s, not Django's CSRF HTML page."""
+    csrf_checking = Client(enforce_csrf_checks=True)
+    for path in ("/readyz", "/api/t/authors/"):
+        for method in ("post", "put", "delete"):
+            response = getattr(csrf_checking, method)(path, HTTP_AUTHORIZATION=f"Bearer {TOKEN}")
+            assert response.status_code in (400, 405) and response["Content-Type"] == "application/json", (path, method)
 
 
 @pytest.mark.parametrize(
@@ -63,7 +161,7 @@ def test_wrong_method_is_405_json_with_allow():
         (None, 503, "upstream_unavailable"),
     ],
 )
-def test_upstream_failures_become_json_5xx(reply, status, error):
+def test_upstream_failures_become_json_5xx(client, settings, reply, status, error):
     """An upstream's error status, slowness and absence become 502, 504 and 503 JSON naming the call."""
     set_testing(True)
     try:
@@ -72,87 +170,36 @@ def test_upstream_failures_become_json_5xx(reply, status, error):
                 server.server.server_close()
             else:
                 server.script("/x", reply)
-            client = HTTPClient(server.url, deadline=0.5, retries=1, token="t")
-
-            @api.api_view("GET")
-            def view(request):
-                return JsonResponse(client.get_json("/x"))
-
-            response = view(factory.get("/"))
+            settings.TEST_UPSTREAM_URL = server.url
+            response = client.get("/api/t/upstream/")
     finally:
         set_testing(False)
-    assert response.status_code == status and body(response)["error"] == error
-    assert "GET /x" in body(response)["detail"]
+    assert response.status_code == status and response.json()["error"] == error
+    assert "GET /x" in response.json()["detail"]
 
 
-@pytest.mark.parametrize(
-    ("value", "ok"),
-    [("ab" * 16, True), (str(uuid.uuid4()), True), ("not-a-uuid", False), (None, False), (7, False), ("", False)],
-)
-def test_parse_uuid_names_the_field(value, ok):
-    """parse_uuid returns a UUID or raises a 400 APIError naming the field."""
-    if ok:
-        assert api.parse_uuid(value, "f") == uuid.UUID(value)
-        return
-    with pytest.raises(api.APIError) as info:
-        api.parse_uuid(value, "f")
-    assert info.value.status == 400 and info.value.extra == {"field": "f"}
-
-
-@pytest.mark.parametrize(("query", "expected"), [("", 100), ("limit=5", 5), ("limit=0", None), ("limit=x", None)])
-def test_list_limit(query, expected):
-    """?limit= defaults to 100 and must be a whole number from 1 to 1000."""
-    request = factory.get(f"/?{query}")
-    if expected is None:
-        with pytest.raises(api.APIError):
-            api.list_limit(request)
-    else:
-        assert api.list_limit(request) == expected
-
-
-@pytest.mark.django_db
-def test_get_or_404_for_unknown_malformed_and_deleted_ids():
-    """get_or_404 answers 404 for malformed, unknown and (through objects) deleted ids."""
-    author = Author.objects.create(name="a", email="a@example.com")
-    assert api.get_or_404(Author.objects.all(), str(author.pk), "author") == author
-    author.delete()
-    for key in (str(author.pk), "nope", str(uuid.uuid4())):
-        with pytest.raises(api.APIError) as info:
-            api.get_or_404(Author.objects.all(), key, "author")
-        assert info.value.status == 404
-
-
-@pytest.mark.django_db
-def test_visible_and_newest_follow_include_deleted():
-    """visible() adds deleted rows only for ?include_deleted=1; newest() lists newest first."""
-    first = Author.objects.create(name="a", email="a@example.com")
-    second = Author.objects.create(name="b", email="b@example.com")
-    second.delete()
-    render = lambda a: {"id": str(a.pk)}  # noqa: E731
-    assert body(api.newest(factory.get("/"), api.visible(Author, factory.get("/")), render)) == {
-        "results": [{"id": str(first.pk)}]
+def test_an_operation_for_named_callers_refuses_others_with_403(client, settings):
+    """ServiceToken("ticket-service") admits ticket-service and gives another authenticated caller 403 JSON."""
+    settings.SERVICE_ACCEPTED_TOKENS = {"operator": ["op-token"], "ticket-service": ["ts-token"]}
+    assert Client(HTTP_AUTHORIZATION="Bearer ts-token").get("/api/t/tickets-only/").json() == {
+        "caller": "ticket-service"
     }
-    everything = api.visible(Author, factory.get("/?include_deleted=1"))
-    assert [a.pk for a in everything.order_by("-created_at")] == [second.pk, first.pk]
+    refused = Client(HTTP_AUTHORIZATION="Bearer op-token").get("/api/t/tickets-only/")
+    assert refused.status_code == 403 and refused.json()["error"] == "forbidden"
 
 
-def test_idempotency_key_validation():
-    """A printable key up to 128 characters is accepted; longer or control characters are 400."""
-    assert api.idempotency_key(factory.get("/", HTTP_IDEMPOTENCY_KEY="k-1")) == "k-1"
-    assert api.idempotency_key(factory.get("/")) is None
-    for bad in ("k" * 129, "tab\there"):
-        with pytest.raises(api.APIError):
-            api.idempotency_key(factory.get("/", HTTP_IDEMPOTENCY_KEY=bad))
+def test_the_document_lists_every_operation_with_its_errors(client):
+    """/api/openapi.json is generated from the code, declares the bearer token, and documents the error envelope."""
+    document = client.get("/api/openapi.json").json()
+    assert {"/healthz", "/readyz", "/api/t/authors/", "/api/t/receipts/"} <= set(document["paths"])
+    create = document["paths"]["/api/t/receipts/"]["post"]
+    assert create["security"] == [{"ServiceToken": []}] and "422" in create["responses"]
+    assert document["components"]["securitySchemes"]["ServiceToken"]["scheme"] == "bearer"
+    assert str(uuid.UUID(int=0))  # the document is JSON the client parsed
 
 
-@pytest.mark.django_db
-def test_newest_applies_uuid_filters_from_the_query_string():
-    """newest(uuid_filters=...) filters by a UUID query parameter and rejects a malformed one with a 400."""
-    first = Author.objects.create(name="a", email="a@example.com")
-    Author.objects.create(name="b", email="b@example.com")
-    render = lambda a: {"id": str(a.pk)}  # noqa: E731
-    filtered = api.newest(factory.get(f"/?id={first.pk}"), Author.objects.all(), render, uuid_filters=["id"])
-    assert body(filtered) == {"results": [{"id": str(first.pk)}]}
-    with pytest.raises(api.APIError) as info:
-        api.newest(factory.get("/?id=nope"), Author.objects.all(), render, uuid_filters=["id"])
-    assert info.value.extra == {"field": "id"}
+def test_undocumented_routes_reports_plain_views_beside_the_api():
+    """A URL pattern the OpenAPI document lacks (a plain Django view) is reported; the API's own are not."""
+    missing = undocumented_routes()
+    assert "/api/whoami/" in missing and "/api/slow-sql/" in missing
+    assert not any(route.startswith("/api/t/") for route in missing) and "/readyz" not in missing

@@ -10,7 +10,8 @@ from typing import Any
 
 import pytest
 from django.db import connection, connections
-from django.http import JsonResponse
+from django.http import HttpResponse
+from ninja import Schema
 
 from shared_core.api import create_once
 from shared_core.signals import post_soft_delete
@@ -92,40 +93,46 @@ def test_concurrent_deletes_with_a_receiver_stamp_once_and_restore_whole():
     )
 
 
-def render(receipt: Receipt) -> dict[str, Any]:
-    return {"id": str(receipt.id), "amount": receipt.amount}
+class ReceiptIn(Schema):
+    amount: int
+
+
+def receipt(key: str, amount: int) -> Callable[[str], Receipt]:
+    return lambda digest: Receipt.objects.create(amount=amount, idempotency_key=key, idempotency_fingerprint=digest)
 
 
 def test_create_once_stores_one_row_and_replays_it():
-    """The same key twice stores one row: 201 first, then 200 with the same body, marked Idempotent-Replayed."""
-    first = create_once(Receipt, "k-1", lambda: Receipt.objects.create(amount=5, idempotency_key="k-1"), render)
-    again = create_once(Receipt, "k-1", lambda: Receipt.objects.create(amount=5, idempotency_key="k-1"), render)
-    assert first.status_code == 201 and again.status_code == 200 and again["Idempotent-Replayed"] == "true"
-    assert first.content == again.content and Receipt.all_objects.count() == 1
+    """The same key and body twice store one row: 201 first, then 200 with that row, marked Idempotent-Replayed."""
+    first_response, again_response = HttpResponse(), HttpResponse()
+    first = create_once(first_response, Receipt, "k-1", ReceiptIn(amount=5), receipt("k-1", 5))
+    again = create_once(again_response, Receipt, "k-1", ReceiptIn(amount=5), receipt("k-1", 5))
+    assert first[0] == 201 and again == (200, first[1]) and again_response["Idempotent-Replayed"] == "true"
+    assert "Idempotent-Replayed" not in first_response and Receipt.all_objects.count() == 1
 
 
 def test_create_once_race_loser_replays_the_winner():
     """A request that checked before a racing one committed, then collides, answers with the winner's row."""
     checked, winner_done = threading.Event(), threading.Event()
     after: list[Receipt] = []
+    payload = ReceiptIn(amount=1)
 
-    def slow_create() -> Receipt:
+    def slow_create(digest: str) -> Receipt:
         checked.set()  # our replay check has missed; now let the other request win
         assert winner_done.wait(WAIT)
-        return Receipt.objects.create(amount=1, idempotency_key="race")
+        return receipt("race", 1)(digest)
 
-    def winner() -> JsonResponse:
+    def winner() -> tuple[int, Receipt]:
         assert checked.wait(WAIT)
         try:
-            create = lambda: Receipt.objects.create(amount=2, idempotency_key="race")  # noqa: E731
-            return create_once(Receipt, "race", create, render)
+            return create_once(HttpResponse(), Receipt, "race", payload, receipt("race", 1))
         finally:
             winner_done.set()
 
     other, other_out = in_thread(winner)
-    loser = create_once(Receipt, "race", slow_create, render, after_create=after.append)
+    response = HttpResponse()
+    loser = create_once(response, Receipt, "race", payload, slow_create, after_create=after.append)
     other.join(WAIT)
     assert "error" not in other_out, other_out
-    assert other_out["result"].status_code == 201
-    assert loser.status_code == 200 and loser.content == other_out["result"].content
+    assert other_out["result"][0] == 201
+    assert loser == (200, other_out["result"][1]) and response["Idempotent-Replayed"] == "true"
     assert Receipt.all_objects.count() == 1 and after == []

@@ -1,12 +1,10 @@
 from django.urls import path
 
-from communication_service import views
-from shared_core.api import handler400, handler403, handler404, handler500, health_urls
+from communication_service.api import router
+from shared_core.api import handler400, handler403, handler404, handler500, service_api
 
 __all__ = ["handler400", "handler403", "handler404", "handler500", "urlpatterns"]
 
-urlpatterns = [
-    *health_urls,
-    path("api/notifications/", views.notifications),
-    path("api/notifications/<str:notification_id>/", views.notification_detail),
-]
+api = service_api("communication-service", ("/api", router))
+
+urlpatterns = [path("", api.urls)]

@@ -1,7 +1,7 @@
 from collections.abc import Iterator
 
 import pytest
-from communication_service import views
+from communication_service import api as service_api
 from django.conf import settings
 from django.test import Client
 
@@ -21,7 +21,7 @@ def user_service(settings) -> Iterator[Upstream]:
     set_testing(True)
     with Upstream() as users:
         settings.USER_SERVICE_URL = users.url
-        views.users.cache_clear()
+        service_api.users.cache_clear()
         yield users
-    views.users.cache_clear()
+    service_api.users.cache_clear()
     set_testing(False)

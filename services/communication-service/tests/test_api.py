@@ -8,7 +8,7 @@ import pytest
 from communication_service.models import Notification
 from django.db import connection
 
-from shared_core.testing import Reply
+from shared_core.testing import Reply, undocumented_routes
 
 RECIPIENT = str(uuid.uuid4())
 TICKET = str(uuid.uuid4())
@@ -38,9 +38,17 @@ def test_replay_with_same_key_returns_first_result_and_stores_one_row(api, known
     """A second POST with the same Idempotency-Key returns the first notification; one row exists."""
     first = send(api, key="ticket-1-created")
     known_user.script(f"/api/users/{RECIPIENT}/", Reply(503))  # a replay must not need user-service
-    again = send(api, key="ticket-1-created", message="different")
+    again = send(api, key="ticket-1-created")
     assert (first.status_code, again.status_code) == (201, 200)
     assert again.json() == first.json() and again["Idempotent-Replayed"] == "true"
+    assert Notification.all_objects.count() == 1
+
+
+def test_same_key_with_a_different_body_is_422(api, known_user):
+    """An Idempotency-Key reused with another body is refused with 422, never silently replayed."""
+    send(api, key="ticket-1-created")
+    reused = send(api, key="ticket-1-created", message="different")
+    assert reused.status_code == 422 and reused.json()["error"] == "idempotency_key_reused"
     assert Notification.all_objects.count() == 1
 
 
@@ -90,3 +98,8 @@ def test_delete_is_soft(api, known_user):
     assert api.delete(f"/api/notifications/{notification_id}/").status_code == 204
     assert api.get(f"/api/notifications/{notification_id}/").status_code == 404
     assert api.get(f"/api/notifications/{notification_id}/?include_deleted=1").json()["is_deleted"] is True
+
+
+def test_every_route_is_in_the_openapi_document(db):
+    """Each URL pattern of the service appears in its generated OpenAPI document."""
+    assert undocumented_routes() == []

@@ -1,12 +1,30 @@
+from collections.abc import Iterator
+
 import pytest
 from django.test import Client
+from file_service import api as service_api
+
+from shared_core.clients import set_testing
+from shared_core.testing import Upstream
 
 OPERATOR_TOKEN = "file-tests-operator-token-0123456789"
 TICKET_SERVICE_TOKEN = "file-tests-ticket-service-token-0123456789"
 
 
 @pytest.fixture
-def api(db, settings, tmp_path) -> Client:
+def ticket_service(settings) -> Iterator[Upstream]:
+    """A real local HTTP server standing in for ticket-service; every ticket is live unless scripted."""
+    set_testing(True)
+    with Upstream() as tickets:
+        settings.TICKET_SERVICE_URL = tickets.url
+        service_api.tickets.cache_clear()
+        yield tickets
+    service_api.tickets.cache_clear()
+    set_testing(False)
+
+
+@pytest.fixture
+def api(db, settings, tmp_path, ticket_service) -> Client:
     """A test client calling as the operator, storing blobs in a fresh directory."""
     settings.FILE_STORAGE_DIR = tmp_path / "blobs"
     settings.SERVICE_ACCEPTED_TOKENS = {"operator": [OPERATOR_TOKEN], "ticket-service": [TICKET_SERVICE_TOKEN]}

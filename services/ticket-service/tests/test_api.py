@@ -6,7 +6,7 @@ import uuid
 import pytest
 from ticket_service.models import Ticket
 
-from shared_core.testing import Reply
+from shared_core.testing import Reply, undocumented_routes
 
 REQUESTER = str(uuid.uuid4())
 
@@ -113,7 +113,12 @@ def test_bad_fields_are_400_naming_the_field(api, neighbours, body, field):
 
 
 def test_malformed_ids_and_bad_keys(api, neighbours):
-    """Malformed ids are 404; an overlong Idempotency-Key is 400."""
-    assert api.get("/api/tickets/not-a-uuid/").status_code == 404
-    assert api.post("/api/tickets/nope/restore/").status_code == 404
+    """Malformed ids are 400 naming ticket_id; an overlong Idempotency-Key is 400."""
+    assert api.get("/api/tickets/not-a-uuid/").json()["field"] == "ticket_id"
+    assert api.post("/api/tickets/nope/restore/").status_code == 400
     assert create(api, key="k" * 200).status_code == 400
+
+
+def test_every_route_is_in_the_openapi_document(db):
+    """Each URL pattern of the service appears in its generated OpenAPI document."""
+    assert undocumented_routes() == []

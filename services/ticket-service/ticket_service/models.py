@@ -12,6 +12,8 @@ class Ticket(BaseModel):
     notified = models.BooleanField(default=False)
     # NULL, not "", for "no key": NULLs never collide in the live_unique constraint.
     idempotency_key = models.CharField(max_length=128, null=True, blank=True, editable=False)  # noqa: DJ001
+    # The sha256 of the first request's body: the same key with another body is refused (shared_core.api).
+    idempotency_fingerprint = models.CharField(max_length=64, null=True, blank=True, editable=False)  # noqa: DJ001
 
     class Meta:
         constraints = [live_unique("idempotency_key")]

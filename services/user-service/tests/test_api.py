@@ -5,6 +5,8 @@ import uuid
 import pytest
 from user_service.models import User
 
+from shared_core.testing import undocumented_routes
+
 
 def create(api, **fields):
     body = {"email": "ada@example.com", "name": "Ada", **fields}
@@ -84,11 +86,18 @@ def test_malformed_json_is_400(api, raw):
     assert response.status_code == 400 and response.json()["error"] == "invalid_json"
 
 
-@pytest.mark.parametrize("user_id", ["not-a-uuid", str(uuid.uuid4()), "1' OR '1'='1"])
-def test_unknown_or_malformed_id_is_404_json(api, user_id):
-    """Unknown and malformed ids are 404 with a JSON body, never a 500."""
+@pytest.mark.parametrize(
+    ("user_id", "status", "error"),
+    [
+        ("not-a-uuid", 400, "invalid_field"),
+        ("1' OR '1'='1", 400, "invalid_field"),
+        (str(uuid.uuid4()), 404, "not_found"),
+    ],
+)
+def test_unknown_or_malformed_id_is_json(api, user_id, status, error):
+    """A malformed id is a 400 naming user_id, an unknown one a 404; both JSON, never a 500."""
     response = api.get(f"/api/users/{user_id}/")
-    assert response.status_code == 404 and response.json()["error"] == "not_found"
+    assert response.status_code == status and response.json()["error"] == error
 
 
 def test_token_required_and_health_open(client, db):
@@ -103,3 +112,8 @@ def test_unknown_path_and_wrong_method_are_json(api):
     assert api.get("/nope").json()["error"] == "not_found"
     response = api.put("/api/users/")
     assert response.status_code == 405 and response.json()["error"] == "method_not_allowed"
+
+
+def test_every_route_is_in_the_openapi_document(db):
+    """Each URL pattern of the service appears in its generated OpenAPI document."""
+    assert undocumented_routes() == []

@@ -1,0 +1,160 @@
+"""The JSON API of user-service: departments and users."""
+
+from datetime import datetime
+from typing import Annotated, Any
+from uuid import UUID
+
+from django.core.exceptions import ValidationError
+from django.core.validators import validate_email
+from django.db import IntegrityError, transaction
+from django.http import HttpRequest
+from ninja import Query, Router, Schema
+from ninja.pagination import paginate
+from pydantic import AfterValidator
+
+from shared_core.api import (
+    ERROR_RESPONSES,
+    APIError,
+    KeysetPagination,
+    ListFilters,
+    get_or_404,
+    restore_or_409,
+    text,
+    visible,
+)
+from user_service.models import Department, User
+
+router = Router(tags=["users"])
+
+Name = text(200)
+
+
+def valid_email(value: str) -> str:
+    try:
+        validate_email(value)
+    except ValidationError:
+        raise ValueError("is not a valid email address") from None
+    return value.lower()
+
+
+Email = Annotated[text(254), AfterValidator(valid_email)]
+
+
+class DepartmentIn(Schema):
+    name: text(100)
+
+
+class DepartmentOut(Schema):
+    id: UUID
+    name: str
+    is_deleted: bool
+
+
+class UserIn(Schema):
+    email: Email
+    name: Name
+    department_id: UUID | None = None
+
+
+class UserPatch(Schema):
+    """Only the fields sent change; ``department_id: null`` clears the department."""
+
+    email: Email | None = None
+    name: Name | None = None
+    department_id: UUID | None = None
+
+
+class UserOut(Schema):
+    id: UUID
+    email: str
+    name: str
+    department_id: UUID | None
+    is_deleted: bool
+    deleted_at: datetime | None
+    created_at: datetime
+    updated_at: datetime
+
+
+class UserFilters(ListFilters):
+    email: Email | None = None
+
+
+def save_checked(obj: User | Department) -> None:
+    """Save ``obj``; a clash with a live row is a 409 naming the field."""
+    try:
+        with transaction.atomic():
+            obj.save()
+    except IntegrityError:
+        field = "email" if isinstance(obj, User) else "name"
+        raise APIError(409, "conflict", f"a live row already has this {field}", field=field) from None
+
+
+def live_department(key: UUID | None) -> Department | None:
+    if key is None:
+        return None
+    department = Department.objects.filter(pk=key).first()
+    if department is None:
+        raise APIError(400, "invalid_field", "department_id names no live department", field="department_id")
+    return department
+
+
+@router.post("/departments/", response={201: DepartmentOut, **ERROR_RESPONSES})
+def create_department(request: HttpRequest, payload: DepartmentIn) -> tuple[int, Department]:
+    department = Department(name=payload.name)
+    save_checked(department)
+    return 201, department
+
+
+@router.get("/departments/", response={200: list[DepartmentOut], **ERROR_RESPONSES})
+@paginate(KeysetPagination)
+def list_departments(request: HttpRequest, filters: Query[ListFilters]) -> Any:
+    return visible(Department, filters)
+
+
+@router.post("/users/", response={201: UserOut, **ERROR_RESPONSES})
+def create_user(request: HttpRequest, payload: UserIn) -> tuple[int, User]:
+    user = User(email=payload.email, name=payload.name, department=live_department(payload.department_id))
+    save_checked(user)
+    return 201, user
+
+
+@router.get("/users/", response={200: list[UserOut], **ERROR_RESPONSES})
+@paginate(KeysetPagination)
+def list_users(request: HttpRequest, filters: Query[UserFilters]) -> Any:
+    users = visible(User, filters)
+    return users.filter(email=filters.email) if filters.email is not None else users
+
+
+@router.get("/users/{user_id}/", response={200: UserOut, **ERROR_RESPONSES})
+def get_user(request: HttpRequest, user_id: UUID, filters: Query[ListFilters]) -> User:
+    return get_or_404(visible(User, filters), user_id, "user")
+
+
+@router.patch("/users/{user_id}/", response={200: UserOut, **ERROR_RESPONSES})
+def update_user(request: HttpRequest, user_id: UUID, payload: UserPatch) -> User:
+    user = get_or_404(User.objects.all(), user_id, "user")
+    given = payload.model_fields_set
+    for field in ("email", "name"):
+        if field in given and getattr(payload, field) is None:
+            raise APIError(400, "invalid_field", f"{field} cannot be null", field=field)
+    if payload.email is not None:
+        user.email = payload.email
+    if payload.name is not None:
+        user.name = payload.name
+    if "department_id" in given:
+        user.department = live_department(payload.department_id)
+    save_checked(user)
+    return user
+
+
+@router.delete("/users/{user_id}/", response={204: None, **ERROR_RESPONSES})
+def delete_user(request: HttpRequest, user_id: UUID) -> tuple[int, None]:
+    get_or_404(User.objects.all(), user_id, "user").soft_delete()
+    return 204, None
+
+
+@router.post("/users/{user_id}/restore/", response={200: UserOut, **ERROR_RESPONSES})
+def restore_user(request: HttpRequest, user_id: UUID) -> User:
+    user = get_or_404(User.all_objects.all(), user_id, "user")
+    restore_or_409(user, "user with this email")
+    return user
