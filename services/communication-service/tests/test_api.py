@@ -103,3 +103,11 @@ def test_delete_is_soft(api, known_user):
 def test_every_route_is_in_the_openapi_document(db):
     """Each URL pattern of the service appears in its generated OpenAPI document."""
     assert undocumented_routes() == []
+
+
+def test_deleting_a_deleted_notification_is_404_even_with_include_deleted(api, known_user):
+    """DELETE of a deleted notification is 404 with or without ?include_deleted=1, as in the other services."""
+    path = f"/api/notifications/{send(api).json()['id']}/"
+    assert api.delete(path).status_code == 204
+    assert api.delete(path).status_code == 404
+    assert api.delete(path + "?include_deleted=1").status_code == 404

@@ -7,7 +7,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from file_service.models import File
 from file_service.storage import blob_path
 
-from shared_core.testing import undocumented_routes
+from shared_core.testing import Reply, undocumented_routes
 
 TICKET = str(uuid.uuid4())
 
@@ -89,3 +89,41 @@ def test_bad_uploads_are_400(api, tickets):
 def test_every_route_is_in_the_openapi_document(db):
     """Each URL pattern of the service appears in its generated OpenAPI document."""
     assert undocumented_routes() == []
+
+
+def test_an_upload_for_a_ticket_that_is_not_live_is_400(api, ticket_service):
+    """When ticket-service answers 404 (unknown or deleted ticket), the upload is refused and nothing is stored."""
+    ticket_service.script(f"/api/tickets/{TICKET}/", Reply(404, b'{"error": "not_found"}'))
+    refused = upload(api)
+    assert refused.status_code == 400 and refused.json()["field"] == "ticket_id"
+    assert File.all_objects.count() == 0
+
+
+def test_a_text_field_over_a_mebibyte_is_413(api):
+    """A multipart text field over DATA_UPLOAD_MAX_MEMORY_SIZE is a 413, not a 400 bad_request."""
+    big = "x" * (1024 * 1024 + 1)
+    response = api.post("/api/files/", {"ticket_id": TICKET, "note": big, "file": SimpleUploadedFile("a", b"a")})
+    assert response.status_code == 413 and response.json()["error"] == "too_large"
+
+
+def test_a_thousand_character_file_name_is_kept_cut_to_255(api):
+    """A 1,000-character file name is accepted and stored cut to 255 characters (extension kept), not refused."""
+    boundary, name = "b0undary", "n" * 996 + ".txt"
+    body = (
+        f'--{boundary}\r\nContent-Disposition: form-data; name="ticket_id"\r\n\r\n{TICKET}\r\n'
+        f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="{name}"\r\n'
+        f"Content-Type: text/plain\r\n\r\nbytes\r\n--{boundary}--\r\n"
+    )
+    response = api.generic("POST", "/api/files/", body, content_type=f"multipart/form-data; boundary={boundary}")
+    assert response.status_code == 201, response.json()
+    assert response.json()["name"] == "n" * 251 + ".txt"
+
+
+def test_a_since_past_year_9999_in_utc_is_400(tickets):
+    """A restore time that overflows once converted to UTC is a 400 naming since, not an OverflowError."""
+    response = tickets.post(
+        f"/api/tickets/{TICKET}/files/restore/",
+        {"since": "9999-12-31T23:59:59.999999-23:59"},
+        content_type="application/json",
+    )
+    assert response.status_code == 400 and response.json()["field"] == "since"

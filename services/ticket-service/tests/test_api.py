@@ -122,3 +122,23 @@ def test_malformed_ids_and_bad_keys(api, neighbours):
 def test_every_route_is_in_the_openapi_document(db):
     """Each URL pattern of the service appears in its generated OpenAPI document."""
     assert undocumented_routes() == []
+
+
+@pytest.mark.parametrize("upstream_reply", [Reply(404, b'{"error": "not_found"}'), Reply(503)])
+def test_a_replay_answers_the_first_ticket_whatever_user_service_says_now(api, neighbours, upstream_reply):
+    """A resent POST with the same key and body replays the first ticket after its requester is gone or while
+    user-service is down; user-service is not asked again."""
+    first = create(api, key="k-replay")
+    neighbours.users.script(f"/api/users/{REQUESTER}/", upstream_reply)
+    asked = len(neighbours.users.hits(f"/api/users/{REQUESTER}/"))
+    again = create(api, key="k-replay")
+    assert (first.status_code, again.status_code) == (201, 200) and again.json()["id"] == first.json()["id"]
+    assert len(neighbours.users.hits(f"/api/users/{REQUESTER}/")) == asked
+
+
+def test_the_same_key_with_another_body_is_422(api, neighbours):
+    """An Idempotency-Key reused with a different ticket body is refused with 422; one ticket exists."""
+    create(api, key="k-body")
+    reused = create(api, key="k-body", title="Another title")
+    assert reused.status_code == 422 and reused.json()["error"] == "idempotency_key_reused"
+    assert Ticket.all_objects.count() == 1

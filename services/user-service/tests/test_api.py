@@ -117,3 +117,13 @@ def test_unknown_path_and_wrong_method_are_json(api):
 def test_every_route_is_in_the_openapi_document(db):
     """Each URL pattern of the service appears in its generated OpenAPI document."""
     assert undocumented_routes() == []
+
+
+def test_restoring_a_user_whose_email_a_live_user_took_is_409(api):
+    """Restore after a new user took the email is a 409 naming the clash, and the old user stays deleted."""
+    old = create(api, email="same@example.com").json()["id"]
+    assert api.delete(f"/api/users/{old}/").status_code == 204
+    assert create(api, email="same@example.com").status_code == 201
+    response = api.post(f"/api/users/{old}/restore/")
+    assert response.status_code == 409 and response.json()["error"] == "conflict"
+    assert User.all_objects.get(pk=old).is_deleted

@@ -10,7 +10,7 @@ from django.db import IntegrityError, transaction
 from django.http import HttpRequest
 from ninja import Query, Router, Schema
 from ninja.pagination import paginate
-from pydantic import AfterValidator
+from pydantic import AfterValidator, WithJsonSchema
 
 from shared_core.api import (
     ERROR_RESPONSES,
@@ -37,7 +37,9 @@ def valid_email(value: str) -> str:
     return value.lower()
 
 
-Email = Annotated[text(254), AfterValidator(valid_email)]
+Email = Annotated[
+    text(254), AfterValidator(valid_email), WithJsonSchema({"type": "string", "format": "email", "maxLength": 254})
+]
 
 
 class DepartmentIn(Schema):
