@@ -141,6 +141,17 @@ def table(r: dict) -> str:
                     ok(figures["ratio"] <= 1.2),
                 )
             )
+    for vendor, d in r["soft_delete"].items():
+        k = d["keyset"]
+        rows.append(
+            (
+                f"1M rows, {vendor}: API page {k['deep_rows']:,} rows deep vs the first (keyset); OFFSET for contrast",
+                ratio(k["deep_us"]["median"], k["first_us"]["median"], "µs", 0)
+                + f"; OFFSET {k['offset_deep_us']['median'] / 1000:.0f} ms",
+                "≤ 1.2x",
+                ok(k["ratio"] <= 1.2),
+            )
+        )
     ed = r["edge"]
     rows += [
         (

@@ -1,4 +1,5 @@
-"""Soft delete at scale: 1,000,000 rows, 10% deleted, queried through BaseModel vs a plain model.
+"""Soft delete at scale: 1,000,000 rows, 10% deleted, queried through BaseModel vs a plain model;
+and the API's keyset pagination: a page 890,000 rows deep vs the first page, with OFFSET for contrast.
 
 Run as `python -m bench.softdelete DATABASE_URL`; prints one JSON object. Rows are made in the
 database itself (recursive CTE on SQLite, generate_series on PostgreSQL), so the timing is of queries.
@@ -18,6 +19,10 @@ ROWS = 1_000_000
 LOOKUPS = 1000
 PAGES = 200
 REPEATS = 5
+#: How many live rows the deep page skips.
+DEEP = 890_000
+#: OFFSET pages read every row they skip: a few are enough to show it.
+OFFSET_PAGES = 3
 
 
 def setup(url: str) -> None:
@@ -79,6 +84,34 @@ def summary(runs: list[float]) -> dict[str, float]:
     return {"median": statistics.median(runs), "min": min(runs), "max": max(runs)}
 
 
+def keyset(model: type) -> dict:
+    """A page of 50 through shared_core.api.KeysetPagination: first vs DEEP rows in, and OFFSET's deep page."""
+    from shared_core.api import KeysetPagination, cursor_after
+
+    paginator, page = KeysetPagination(), KeysetPagination.Input
+    ordered = model.objects.order_by("-created_at", "-pk")
+    cursor = cursor_after(ordered[DEEP - 1])
+    first = paginator.paginate_queryset(model.objects.all(), page(limit=50), None)
+    deep = paginator.paginate_queryset(model.objects.all(), page(limit=50, cursor=cursor), None)
+    assert [r.pk for r in deep["results"]] == list(ordered.values_list("pk", flat=True)[DEEP : DEEP + 50])
+    assert len(first["results"]) == 50
+    runs = timed(
+        {
+            "first": lambda: paginator.paginate_queryset(model.objects.all(), page(limit=50), None),
+            "deep": lambda: paginator.paginate_queryset(model.objects.all(), page(limit=50, cursor=cursor), None),
+        },
+        PAGES,
+    )
+    offset = timed({"offset": lambda: list(ordered[DEEP : DEEP + 50])}, OFFSET_PAGES)["offset"]
+    return {
+        "first_us": summary(runs["first"]),
+        "deep_us": summary(runs["deep"]),
+        "offset_deep_us": summary(offset),
+        "deep_rows": DEEP,
+        "ratio": statistics.median(runs["deep"]) / statistics.median(runs["first"]),
+    }
+
+
 def main(url: str) -> dict:
     setup(url)
     from django.db import connection
@@ -112,6 +145,7 @@ def main(url: str) -> dict:
             "plain_us": summary(plain_runs),
             "ratio": statistics.median(base_runs) / statistics.median(plain_runs),
         }
+    results["keyset"] = keyset(LiveRow)
     query = str(LiveRow.objects.order_by("-created_at")[:50].query)
     with connection.cursor() as cursor:
         explain = "EXPLAIN QUERY PLAN " if connection.vendor == "sqlite" else "EXPLAIN "

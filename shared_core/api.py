@@ -15,7 +15,7 @@ does not do:
 - ``ListFilters`` and ``visible()``: the soft-delete list filter;
 - ``create_once()``: idempotent creation under an ``Idempotency-Key``, with
   the body's fingerprint, so a key reused with another body is a 422;
-- ``restore_or_409()``, ``get_or_404()`` and ``fetch_or_400()``.
+- ``restore_or_409()``, ``get_or_404()`` and ``fetch_reference()``.
 
 Errors are ``application/json``, not RFC 9457 ``application/problem+json``:
 the envelope predates this module, clients read ``error`` as a stable code,
@@ -28,7 +28,7 @@ import hashlib
 import json
 import uuid
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Final, TypeVar
 
 from django.core.exceptions import RequestDataTooBig
@@ -56,6 +56,7 @@ from shared_core.middleware import json_error
 from shared_core.models import BaseModel as SoftDeleteModel
 
 __all__ = [
+    "CURSOR_PATTERN",
     "DEFAULT_PAGE_SIZE",
     "ERROR_RESPONSES",
     "MAX_IDEMPOTENCY_KEY",
@@ -68,7 +69,8 @@ __all__ = [
     "ServiceToken",
     "Timestamp",
     "create_once",
-    "fetch_or_400",
+    "cursor_after",
+    "fetch_reference",
     "fingerprint",
     "get_or_404",
     "handler400",
@@ -294,41 +296,48 @@ def visible(model: type[_S], filters: ListFilters) -> QuerySet[_S]:
     return manager.all()
 
 
+#: A page cursor: the last row's ``created_at`` in microseconds since 1970 (UTC), ``_``, and its id in hex.
+CURSOR_PATTERN: Final = r"^[0-9]{1,16}_[0-9a-f]{32}$"
+_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND: Final = timedelta(microseconds=1)
+
+
 class KeysetPagination(PaginationBase):
     """Newest first, ``?limit=`` rows a page, and ``next``: the cursor of the page after, or ``null``.
 
-    The cursor is the id of the page's last row; the next page is the rows
-    strictly before it in ``(created_at, id)`` order, so a page costs one
-    primary-key lookup and an index range scan wherever it starts, and rows
-    inserted meanwhile never shift a page. Rows are never removed (soft
-    delete), so a cursor stays valid; an id that names no row is a 404.
+    The cursor holds the page's last row's ``(created_at, id)``; the next
+    page is the rows strictly before it in that order: an index range scan
+    wherever it starts, so a page a million rows deep costs what the first
+    does, and rows inserted meanwhile never shift a page. Every string that
+    matches ``CURSOR_PATTERN`` is a position, so no cursor is ever refused
+    for pointing at nothing.
     """
 
     class Input(Schema):
         limit: int = Field(DEFAULT_PAGE_SIZE, ge=1, le=MAX_PAGE_SIZE)
-        cursor: uuid.UUID | None = Field(None, description="`next` of the page before")
+        cursor: str | None = Field(None, pattern=CURSOR_PATTERN, description="`next` of the page before")
 
     class Output(Schema):
         results: list[Any]
-        next: uuid.UUID | None
+        next: str | None
 
     items_attribute = "results"
 
     def paginate_queryset(self, queryset: QuerySet[Any], pagination: Any, request: HttpRequest, **params: Any) -> Any:
         if pagination.cursor is not None:
-            after = queryset.model._base_manager.filter(pk=pagination.cursor).values_list("created_at", flat=True)
-            created_at = after.first()
-            if created_at is None:
-                raise APIError(
-                    404, "not_found", f"no row with id {pagination.cursor} to continue after", field="cursor"
-                )
+            micros, _, key = pagination.cursor.partition("_")
+            created_at, pk = _EPOCH + int(micros) * _MICROSECOND, uuid.UUID(hex=key)
             queryset = queryset.filter(
-                Q(created_at__lt=created_at) | Q(created_at=created_at, pk__lt=pagination.cursor),
-                created_at__lte=created_at,
+                Q(created_at__lt=created_at) | Q(created_at=created_at, pk__lt=pk), created_at__lte=created_at
             )
         rows = list(queryset.order_by("-created_at", "-pk")[: pagination.limit + 1])
         page, more = rows[: pagination.limit], len(rows) > pagination.limit
-        return {"results": page, "next": page[-1].pk if more else None}
+        return {"results": page, "next": cursor_after(page[-1]) if more else None}
+
+
+def cursor_after(row: Any) -> str:
+    """The cursor of the page that starts after ``row`` (a ``BaseModel`` row) in ``KeysetPagination``."""
+    return f"{(row.created_at - _EPOCH) // _MICROSECOND}_{row.pk.hex}"
 
 
 def get_or_404(queryset: QuerySet[_M], pk: uuid.UUID, what: str) -> _M:
@@ -348,17 +357,17 @@ def restore_or_409(obj: SoftDeleteModel, what: str) -> None:
         raise APIError(409, "conflict", f"a live {what} already holds a value this one needs") from None
 
 
-def fetch_or_400(client: HTTPClient, path: str, field: str, detail: str) -> Any:
-    """GET ``path`` from another service; its 404 becomes our 400 naming ``field`` (other failures propagate).
+def fetch_reference(client: HTTPClient, path: str, field: str, detail: str) -> Any:
+    """GET ``path`` from another service: the row that a body's ``field`` refers to (other failures propagate).
 
-    For references into another service (a requester, a recipient): the caller sent an id that
-    names nothing there, which is bad input here, not a missing resource here.
+    Its 404 is our 404 naming ``field`` (as Stripe's "No such customer"): the request is well formed,
+    and what it refers to does not exist.
     """
     try:
         return client.get_json(path)
     except HTTPStatusError as exc:
         if exc.status_code == 404:
-            raise APIError(400, "invalid_field", detail, field=field) from None
+            raise APIError(404, "not_found", detail, field=field) from None
         raise
 
 

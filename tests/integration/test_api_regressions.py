@@ -141,14 +141,14 @@ def test_ticket_replay_answers_the_first_result_after_its_requester_is_deleted(s
 
 
 def test_an_upload_for_an_unknown_or_deleted_ticket_is_refused(stack):
-    """An upload for an unknown or deleted ticket (file-service asks ticket-service) is a 400; nothing is stored."""
+    """An upload for an unknown or deleted ticket (file-service asks ticket-service) is a 404; nothing is stored."""
     deleted = new_ticket(stack)
     assert stack.call("DELETE", "ticket-service", f"/api/tickets/{deleted}/").status_code == 204
     for ticket_id in (str(uuid.uuid4()), deleted):
         response = stack.call(
             "POST", "file-service", "/api/files/", data={"ticket_id": ticket_id}, files={"file": ("a", b"x")}
         )
-        assert_names(response, 400, field="ticket_id")
+        assert_names(response, 404, field="ticket_id")
         listed = stack.call("GET", "file-service", f"/api/files/?ticket_id={ticket_id}&include_deleted=true")
         assert listed.json()["results"] == []
 

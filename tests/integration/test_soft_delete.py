@@ -25,7 +25,7 @@ def test_deleted_user_is_hidden_kept_restorable_and_refused_as_requester(stack):
     )
     assert in_db == "True"
     refused = stack.call("POST", "ticket-service", "/api/tickets/", json={"title": "t", "requester_id": user_id})
-    assert refused.status_code == 400 and refused.json()["field"] == "requester_id"
+    assert refused.status_code == 404 and refused.json()["field"] == "requester_id"
     assert stack.call("POST", "user-service", f"/api/users/{user_id}/restore/").json()["is_deleted"] is False
     accepted = stack.call("POST", "ticket-service", "/api/tickets/", json={"title": "t", "requester_id": user_id})
     assert accepted.status_code == 201

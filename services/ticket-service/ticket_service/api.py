@@ -16,7 +16,7 @@ from shared_core.api import (
     KeysetPagination,
     ListFilters,
     create_once,
-    fetch_or_400,
+    fetch_reference,
     get_or_404,
     text,
     visible,
@@ -53,7 +53,7 @@ class TicketFilters(ListFilters):
 
 def check_requester(requester_id: UUID) -> None:
     """The requester must be a live user in user-service: 400 if not, 503/504 if it cannot tell."""
-    fetch_or_400(users(), f"/api/users/{requester_id}/", "requester_id", "requester_id names no live user")
+    fetch_reference(users(), f"/api/users/{requester_id}/", "requester_id", "requester_id names no live user")
 
 
 def notify_requester(ticket: Ticket) -> None:

@@ -60,7 +60,7 @@ def test_department_assignment(api):
     dept = api.post("/api/departments/", {"name": "Support"}, content_type="application/json").json()["id"]
     assert create(api, department_id=dept).json()["department_id"] == dept
     bad = create(api, email="b@example.com", department_id=str(uuid.uuid4()))
-    assert bad.status_code == 400 and bad.json()["field"] == "department_id"
+    assert bad.status_code == 404 and bad.json()["field"] == "department_id"
 
 
 @pytest.mark.parametrize(
@@ -127,3 +127,13 @@ def test_restoring_a_user_whose_email_a_live_user_took_is_409(api):
     response = api.post(f"/api/users/{old}/restore/")
     assert response.status_code == 409 and response.json()["error"] == "conflict"
     assert User.all_objects.get(pk=old).is_deleted
+
+
+def test_patch_with_null_email_or_name_is_400_and_null_department_clears_it(api):
+    """PATCH refuses null for email or name (the document says string) and takes null to clear the department."""
+    user = create(api).json()["id"]
+    for field in ("email", "name"):
+        response = api.patch(f"/api/users/{user}/", {field: None}, content_type="application/json")
+        assert response.status_code == 400 and response.json()["field"] == field
+    cleared = api.patch(f"/api/users/{user}/", {"department_id": None}, content_type="application/json")
+    assert cleared.status_code == 200 and cleared.json()["department_id"] is None

@@ -59,10 +59,10 @@ class UserIn(Schema):
 
 
 class UserPatch(Schema):
-    """Only the fields sent change; ``department_id: null`` clears the department."""
+    """Only the fields sent change; ``department_id: null`` clears the department; email and name are never null."""
 
-    email: Email | None = None
-    name: Name | None = None
+    email: Email = None
+    name: Name = None
     department_id: UUID | None = None
 
 
@@ -96,7 +96,7 @@ def live_department(key: UUID | None) -> Department | None:
         return None
     department = Department.objects.filter(pk=key).first()
     if department is None:
-        raise APIError(400, "invalid_field", "department_id names no live department", field="department_id")
+        raise APIError(404, "not_found", "department_id names no live department", field="department_id")
     return department
 
 
@@ -135,15 +135,11 @@ def get_user(request: HttpRequest, user_id: UUID, filters: Query[ListFilters]) -
 @router.patch("/users/{user_id}/", response={200: UserOut, **ERROR_RESPONSES})
 def update_user(request: HttpRequest, user_id: UUID, payload: UserPatch) -> User:
     user = get_or_404(User.objects.all(), user_id, "user")
-    given = payload.model_fields_set
-    for field in ("email", "name"):
-        if field in given and getattr(payload, field) is None:
-            raise APIError(400, "invalid_field", f"{field} cannot be null", field=field)
     if payload.email is not None:
         user.email = payload.email
     if payload.name is not None:
         user.name = payload.name
-    if "department_id" in given:
+    if "department_id" in payload.model_fields_set:
         user.department = live_department(payload.department_id)
     save_checked(user)
     return user
