@@ -32,9 +32,9 @@ def test_a_body_that_is_not_a_json_object_is_invalid_json(client, raw):
 
 
 @pytest.mark.django_db
-@pytest.mark.parametrize(("value", "problem"), [("\ud800", "unicode"), ("a\x00b", "NUL")])
+@pytest.mark.parametrize(("value", "problem"), [("\ud800", "unicode"), ("a\x00b", "pattern"), (" \t\n", "pattern")])
 def test_text_a_database_cannot_store_is_400_naming_the_field(client, value, problem):
-    """A lone surrogate or a NUL in a JSON string is a 400 naming the field, not a 500 at write time."""
+    """A lone surrogate, a NUL or only blanks in a JSON string is a 400 naming the field, not a 500 at write time."""
     response = post(client, "/authors/", json.dumps({"name": value, "email": "a@example.com"}))
     assert response.status_code == 400 and response.json()["field"] == "name"
     assert problem in response.json()["detail"] and Author.all_objects.count() == 0
