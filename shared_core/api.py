@@ -40,6 +40,7 @@ from ninja import Field, Header, NinjaAPI, Router, Schema
 from ninja.errors import AuthenticationError, HttpError, ValidationError
 from ninja.pagination import PaginationBase
 from ninja.parser import Parser
+from ninja.responses import Status
 from ninja.security import HttpBearer
 from pydantic import AfterValidator, AwareDatetime, BaseModel, StringConstraints
 
@@ -290,15 +291,20 @@ def service_api(service_name: str, *routers: tuple[str, Router]) -> NinjaAPI:
 
 
 class ListFilters(Schema):
-    """``?include_deleted=true`` lists soft-deleted rows too."""
+    """``?include_deleted=true`` lists soft-deleted rows too.
+
+    A service's subclass adds exact-match filters: each further field that
+    the query sets (``ticket_id: UUID | None = None``) filters the rows by the
+    model field of that name.
+    """
 
     include_deleted: bool = False
 
 
 def visible(model: type[_S], filters: ListFilters) -> QuerySet[_S]:
-    """``model``'s live rows, or every row when ``filters.include_deleted``."""
+    """``model``'s live rows (every row when ``filters.include_deleted``), narrowed by the other filters set."""
     manager = model.all_objects if filters.include_deleted else model.objects
-    return manager.all()
+    return manager.filter(**filters.model_dump(exclude={"include_deleted"}, exclude_none=True))
 
 
 #: A page cursor: the last row's ``created_at`` in microseconds since 1970 (UTC), ``_``, and its id in hex.
@@ -391,8 +397,8 @@ def create_once(
     *,
     check: Callable[[], None] | None = None,
     after_create: Callable[[_M], None] | None = None,
-) -> tuple[int, _M]:
-    """``(201, row)`` from ``create(fingerprint)``, or ``(200, row)`` an earlier request stored under ``key``.
+) -> Status[_M]:
+    """``Status(201, row)`` from ``create(fingerprint)``, or ``Status(200, row)`` stored under ``key`` before.
 
     ``model`` has ``idempotency_key`` (unique among live rows) and
     ``idempotency_fingerprint`` fields, which ``create`` fills with ``key``
@@ -407,7 +413,7 @@ def create_once(
     digest = fingerprint(payload)
     earlier = _replay(response, model, key, digest)
     if earlier is not None:
-        return 200, earlier
+        return Status(200, earlier)
     if check is not None:
         check()
     try:
@@ -417,10 +423,10 @@ def create_once(
         earlier = _replay(response, model, key, digest)
         if earlier is None:
             raise
-        return 200, earlier
+        return Status(200, earlier)
     if after_create is not None:
         after_create(obj)
-    return 201, obj
+    return Status(201, obj)
 
 
 def _replay(response: HttpResponse, model: type[_M], key: str | None, digest: str) -> _M | None:

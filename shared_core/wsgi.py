@@ -14,6 +14,10 @@ to ``DEFAULT_SPOOL_BYTES`` and a temporary file beyond, and hands Django the
 length. A body over the service's largest accepted size
 (``FILE_UPLOAD_MAX_BYTES`` plus ``DEFAULT_MULTIPART_OVERHEAD``, or
 ``DATA_UPLOAD_MAX_MEMORY_SIZE`` if larger) is 413, read no further.
+
+A body the view left unread (a 413 or a 401 answered before reading it) is
+read and dropped after the view, up to that same size, so the answer reaches
+a client or proxy that is still sending instead of a connection reset.
 """
 
 from __future__ import annotations
@@ -60,15 +64,30 @@ def _guarded(handler: WSGIHandler) -> WSGIApplication:
         chunked = "chunked" in environ.get("HTTP_TRANSFER_ENCODING", "").lower() and not environ.get("CONTENT_LENGTH")
         if chunked and not _buffer_chunked_body(environ):
             return _reject(environ, start_response, "the body is larger than the service accepts", 413)
-        return handler(environ, start_response)
+        response = handler(environ, start_response)
+        _drain(environ["wsgi.input"], _body_limit())
+        return response
 
     return application
 
 
+def _body_limit() -> int:
+    largest_file = int(getattr(settings, "FILE_UPLOAD_MAX_BYTES", DEFAULT_UPLOAD_MAX_BYTES))
+    return max(largest_file + DEFAULT_MULTIPART_OVERHEAD, settings.DATA_UPLOAD_MAX_MEMORY_SIZE or 0)
+
+
+def _drain(body: Any, limit: int) -> None:
+    # A refusal sent before the body was read (413, 401) must not be lost: gunicorn closes the connection
+    # with the body unread, the kernel answers the sender's next bytes with a reset, and a proxy still
+    # sending reports 502 instead of our answer. Reading the rest first, up to the limit, prevents that.
+    left = limit
+    while left > 0 and (chunk := body.read(min(_READ_CHUNK, left))):
+        left -= len(chunk)
+
+
 def _buffer_chunked_body(environ: dict[str, Any]) -> bool:
     """Read the de-chunked body and set ``CONTENT_LENGTH``; ``False`` if it is over the limit."""
-    largest_file = int(getattr(settings, "FILE_UPLOAD_MAX_BYTES", DEFAULT_UPLOAD_MAX_BYTES))
-    limit = max(largest_file + DEFAULT_MULTIPART_OVERHEAD, settings.DATA_UPLOAD_MAX_MEMORY_SIZE or 0)
+    limit = _body_limit()
     body = tempfile.SpooledTemporaryFile(max_size=DEFAULT_SPOOL_BYTES)  # noqa: SIM115 - it outlives this call, as wsgi.input
     size, source = 0, environ["wsgi.input"]
     while chunk := source.read(_READ_CHUNK):

@@ -153,20 +153,24 @@ def test_an_upload_for_an_unknown_or_deleted_ticket_is_refused(stack):
         assert listed.json()["results"] == []
 
 
+def post_chunked(stack, service: str, path: str, content_type: str, body: bytes) -> tuple[int, bytes]:
+    """POST ``body`` through the edge in two chunks (Transfer-Encoding: chunked); the status and answer."""
+    half = len(body) // 2
+    chunks = b"".join(b"%x\r\n%s\r\n" % (len(part), part) for part in (body[:half], body[half:])) + b"0\r\n\r\n"
+    head = (
+        f"POST {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nAuthorization: Bearer {stack.token}\r\n"
+        f"Content-Type: {content_type}\r\nTransfer-Encoding: chunked\r\n\r\n"
+    )
+    status, _, answer = exchange("127.0.0.1", int(stack.url(service).rsplit(":", 1)[1]), head.encode() + chunks)
+    return status, answer
+
+
 def test_chunked_json_and_multipart_bodies_are_processed(stack):
     """A body sent with Transfer-Encoding: chunked is read, at the edge and service to service, not seen empty."""
     user_id = new_user(stack)
     body = json.dumps({"title": "chunked", "requester_id": user_id}).encode()
-    chunks = b"".join(b"%x\r\n%s\r\n" % (len(part), part) for part in (body[:10], body[10:])) + b"0\r\n\r\n"
-    port = int(stack.url("ticket-service").rsplit(":", 1)[1])
-    status, _, answer = exchange(
-        "127.0.0.1",
-        port,
-        b"POST /api/tickets/ HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: application/json\r\n"
-        b"Authorization: Bearer " + stack.token.encode() + b"\r\nTransfer-Encoding: chunked\r\n\r\n" + chunks,
-    )
+    status, answer = post_chunked(stack, "ticket-service", "/api/tickets/", "application/json", body)
     assert status == 201, answer[:300]
-    ticket_id = new_ticket(stack)
     # Service to service: from inside file-service's container straight to ticket-service, no proxy between.
     direct = json.dumps({"title": "direct", "requester_id": user_id}).encode()
     headers = {"Content-Type": "application/json", "Authorization": f"Bearer {stack.token}"}
@@ -176,20 +180,14 @@ def test_chunked_json_and_multipart_bodies_are_processed(stack):
         "encode_chunked=True); r = c.getresponse(); print(r.status, json.loads(r.read())['title'])"
     )
     assert stack.manage("file-service", code).splitlines()[-1] == "201 direct"
-    boundary = "b0undary"
+    boundary, ticket_id = "b0undary", new_ticket(stack)
     multipart = (
         f'--{boundary}\r\nContent-Disposition: form-data; name="ticket_id"\r\n\r\n{ticket_id}\r\n'
         f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="c.txt"\r\n'
         f"Content-Type: text/plain\r\n\r\nchunked bytes\r\n--{boundary}--\r\n"
     ).encode()
-    chunks = b"".join(b"%x\r\n%s\r\n" % (len(part), part) for part in (multipart[:50], multipart[50:])) + b"0\r\n\r\n"
-    port = int(stack.url("file-service").rsplit(":", 1)[1])
-    status, _, answer = exchange(
-        "127.0.0.1",
-        port,
-        f"POST /api/files/ HTTP/1.1\r\nHost: x\r\nConnection: close\r\nAuthorization: Bearer {stack.token}\r\n"
-        f"Content-Type: multipart/form-data; boundary={boundary}\r\nTransfer-Encoding: chunked\r\n\r\n".encode()
-        + chunks,
+    status, answer = post_chunked(
+        stack, "file-service", "/api/files/", f"multipart/form-data; boundary={boundary}", multipart
     )
     assert status == 201, answer[:300]
 

@@ -134,7 +134,11 @@ def shutting_down(container) -> bool:
 def test_docker_stop_of_the_proxy_lets_a_slow_upload_finish(stack):
     """docker stop (SIGQUIT) while an upload trickles in: the upload completes with 201, the proxy exits 0."""
     boundary = uuid.uuid4().hex
-    ticket_id = str(uuid.uuid4())
+    user = stack.call("POST", "user-service", "/api/users/", json={"email": f"{boundary}@x.io", "name": "U"})
+    ticket = stack.call(
+        "POST", "ticket-service", "/api/tickets/", json={"title": "t", "requester_id": user.json()["id"]}
+    )
+    ticket_id = ticket.json()["id"]
     payload = b"x" * 20_000
     body = (
         (

@@ -8,6 +8,7 @@ from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 from ninja import Query, Router, Schema
 from ninja.pagination import paginate
+from ninja.responses import Status
 
 from shared_core.api import (
     ERROR_RESPONSES,
@@ -56,8 +57,8 @@ class When(Schema):
 
 
 @router.post("/authors/", response={201: AuthorOut, **ERROR_RESPONSES})
-def create_author(request: HttpRequest, payload: AuthorIn) -> tuple[int, Author]:
-    return 201, Author.objects.create(name=payload.name, email=payload.email)
+def create_author(request: HttpRequest, payload: AuthorIn) -> Status[Author]:
+    return Status(201, Author.objects.create(name=payload.name, email=payload.email))
 
 
 @router.get("/authors/", response={200: list[AuthorOut], **ERROR_RESPONSES})
@@ -67,9 +68,9 @@ def list_authors(request: HttpRequest, filters: Query[ListFilters]) -> Any:
 
 
 @router.delete("/authors/{author_id}/", response={204: None, **ERROR_RESPONSES})
-def delete_author(request: HttpRequest, author_id: UUID) -> tuple[int, None]:
+def delete_author(request: HttpRequest, author_id: UUID) -> Status[None]:
     get_or_404(Author.objects.all(), author_id, "author").soft_delete()
-    return 204, None
+    return Status(204, None)
 
 
 @router.post("/authors/{author_id}/restore/", response={200: AuthorOut, **ERROR_RESPONSES})
@@ -82,7 +83,7 @@ def restore_author(request: HttpRequest, author_id: UUID) -> Author:
 @router.post("/receipts/", response={200: ReceiptOut, 201: ReceiptOut, **ERROR_RESPONSES})
 def create_receipt(
     request: HttpRequest, response: HttpResponse, payload: ReceiptIn, key: IdempotencyKey = None
-) -> tuple[int, Receipt]:
+) -> Status[Receipt]:
     def create(fingerprint: str) -> Receipt:
         return Receipt.objects.create(**payload.model_dump(), idempotency_key=key, idempotency_fingerprint=fingerprint)
 

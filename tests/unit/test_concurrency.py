@@ -12,6 +12,7 @@ import pytest
 from django.db import connection, connections
 from django.http import HttpResponse
 from ninja import Schema
+from ninja.responses import Status
 
 from shared_core.api import create_once
 from shared_core.signals import post_soft_delete
@@ -106,7 +107,8 @@ def test_create_once_stores_one_row_and_replays_it():
     first_response, again_response = HttpResponse(), HttpResponse()
     first = create_once(first_response, Receipt, "k-1", ReceiptIn(amount=5), receipt("k-1", 5))
     again = create_once(again_response, Receipt, "k-1", ReceiptIn(amount=5), receipt("k-1", 5))
-    assert first[0] == 201 and again == (200, first[1]) and again_response["Idempotent-Replayed"] == "true"
+    assert (first.status_code, again.status_code) == (201, 200) and again.value == first.value
+    assert again_response["Idempotent-Replayed"] == "true"
     assert "Idempotent-Replayed" not in first_response and Receipt.all_objects.count() == 1
 
 
@@ -121,7 +123,7 @@ def test_create_once_race_loser_replays_the_winner():
         assert winner_done.wait(WAIT)
         return receipt("race", 1)(digest)
 
-    def winner() -> tuple[int, Receipt]:
+    def winner() -> Status[Receipt]:
         assert checked.wait(WAIT)
         try:
             return create_once(HttpResponse(), Receipt, "race", payload, receipt("race", 1))
@@ -133,6 +135,7 @@ def test_create_once_race_loser_replays_the_winner():
     loser = create_once(response, Receipt, "race", payload, slow_create, after_create=after.append)
     other.join(WAIT)
     assert "error" not in other_out, other_out
-    assert other_out["result"][0] == 201
-    assert loser == (200, other_out["result"][1]) and response["Idempotent-Replayed"] == "true"
+    assert other_out["result"].status_code == 201
+    assert (loser.status_code, loser.value) == (200, other_out["result"].value)
+    assert response["Idempotent-Replayed"] == "true"
     assert Receipt.all_objects.count() == 1 and after == []

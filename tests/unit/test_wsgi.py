@@ -46,3 +46,48 @@ def test_valid_requests_reach_django():
     """A request with an ordinary Content-Type is Django's to answer."""
     status, _, body = call({"CONTENT_TYPE": "application/json; charset=utf-8"})
     assert status.startswith("200") and body == {"status": "ok"}
+
+
+@pytest.mark.django_db
+def test_a_chunked_body_reaches_the_view_whole():
+    """A Transfer-Encoding: chunked body (no Content-Length) is read for Django, not seen as empty."""
+    raw = json.dumps({"at": "2026-01-01T00:00:00+00:00"}).encode()
+    status, _, body = call(
+        {
+            "REQUEST_METHOD": "POST",
+            "PATH_INFO": "/api/t/when/",
+            "CONTENT_TYPE": "application/json",
+            "HTTP_TRANSFER_ENCODING": "chunked",
+            "HTTP_AUTHORIZATION": "Bearer unit-test-service-token",
+            "wsgi.input": io.BytesIO(raw),
+        }
+    )
+    assert status.startswith("200") and body == {"at": "2026-01-01T00:00:00Z"}
+
+
+def test_a_chunked_body_over_the_limit_is_413_unread_past_it(settings):
+    """A chunked body larger than the service accepts is 413 JSON, and no more of it is read than the limit."""
+    settings.FILE_UPLOAD_MAX_BYTES, settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 10, 10
+    stream = io.BytesIO(b"x" * 1_000_000)
+    status, _, body = call(
+        {"REQUEST_METHOD": "POST", "PATH_INFO": "/api/t/when/", "HTTP_TRANSFER_ENCODING": "chunked", "wsgi.input": stream}
+    )
+    assert status.startswith("413") and body["error"] == "too_large"
+    assert stream.tell() < 200_000
+
+
+@pytest.mark.django_db  # Django's request signals close old database connections
+def test_a_body_the_view_left_unread_is_drained_before_the_answer():
+    """A 401 answered without reading the body still reads it (bounded), so a sending proxy sees the answer."""
+    raw = b'{"a": "' + b"x" * 100_000 + b'"}'
+    stream = io.BytesIO(raw)
+    status, _, body = call(
+        {
+            "REQUEST_METHOD": "POST",
+            "PATH_INFO": "/api/t/when/",
+            "CONTENT_TYPE": "application/json",
+            "CONTENT_LENGTH": str(len(raw)),
+            "wsgi.input": stream,
+        }
+    )
+    assert status.startswith("401") and body["error"] == "unauthorized" and stream.tell() == len(raw)

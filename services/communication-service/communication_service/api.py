@@ -9,6 +9,7 @@ from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 from ninja import Query, Router, Schema
 from ninja.pagination import paginate
+from ninja.responses import Status
 
 from communication_service.models import Notification
 from shared_core.api import (
@@ -55,7 +56,7 @@ class NotificationFilters(ListFilters):
 @router.post("/notifications/", response={200: NotificationOut, 201: NotificationOut, **ERROR_RESPONSES})
 def create_notification(
     request: HttpRequest, response: HttpResponse, payload: NotificationIn, key: IdempotencyKey = None
-) -> tuple[int, Notification]:
+) -> Status[Notification]:
     """Notify a user. With an ``Idempotency-Key``, a repeat answers 200 with the first notification."""
     recipient: dict[str, Any] = {}
 
@@ -77,17 +78,17 @@ def create_notification(
 @router.get("/notifications/", response={200: list[NotificationOut], **ERROR_RESPONSES})
 @paginate(KeysetPagination)
 def list_notifications(request: HttpRequest, filters: Query[NotificationFilters]) -> Any:
-    notifications = visible(Notification, filters)
-    return notifications if filters.ticket_id is None else notifications.filter(ticket_id=filters.ticket_id)
+    return visible(Notification, filters)
 
 
 @router.get("/notifications/{notification_id}/", response={200: NotificationOut, **ERROR_RESPONSES})
-def get_notification(request: HttpRequest, notification_id: UUID, filters: Query[ListFilters]) -> Notification:
-    return get_or_404(visible(Notification, filters), notification_id, "notification")
+def get_notification(request: HttpRequest, notification_id: UUID) -> Notification:
+    """A live notification; a deleted one is a 404 here (lists show it with ``?include_deleted=true``)."""
+    return get_or_404(Notification.objects.all(), notification_id, "notification")
 
 
 @router.delete("/notifications/{notification_id}/", response={204: None, **ERROR_RESPONSES})
-def delete_notification(request: HttpRequest, notification_id: UUID) -> tuple[int, None]:
+def delete_notification(request: HttpRequest, notification_id: UUID) -> Status[None]:
     """Soft-delete a live notification; a deleted or unknown one is a 404, as in every service."""
     get_or_404(Notification.objects.all(), notification_id, "notification").soft_delete()
-    return 204, None
+    return Status(204, None)

@@ -97,7 +97,8 @@ def test_delete_is_soft(api, known_user):
     notification_id = send(api).json()["id"]
     assert api.delete(f"/api/notifications/{notification_id}/").status_code == 204
     assert api.get(f"/api/notifications/{notification_id}/").status_code == 404
-    assert api.get(f"/api/notifications/{notification_id}/?include_deleted=1").json()["is_deleted"] is True
+    listed = api.get(f"/api/notifications/?ticket_id={TICKET}&include_deleted=true").json()["results"]
+    assert [(n["id"], n["is_deleted"]) for n in listed] == [(notification_id, True)]
 
 
 def test_every_route_is_in_the_openapi_document(db):

@@ -11,6 +11,7 @@ from ninja import File as FilePart
 from ninja import Form, Query, Router, Schema
 from ninja.files import UploadedFile
 from ninja.pagination import paginate
+from ninja.responses import Status
 
 from file_service.models import File
 from file_service.storage import blob_path, store
@@ -79,7 +80,7 @@ def too_large() -> APIError:
 
 
 @router.post("/files/", response={201: FileOut, **ERROR_RESPONSES})
-def upload(request: HttpRequest, form: Form[UploadIn], file: FilePart[UploadedFile]) -> tuple[int, File]:
+def upload(request: HttpRequest, form: Form[UploadIn], file: FilePart[UploadedFile]) -> Status[File]:
     """Store an attachment of a live ticket (multipart: ``ticket_id`` and ``file``)."""
     if file.size is not None and file.size > settings.FILE_UPLOAD_MAX_BYTES:
         raise too_large()
@@ -90,25 +91,25 @@ def upload(request: HttpRequest, form: Form[UploadIn], file: FilePart[UploadedFi
     stored = File.objects.create(
         ticket_id=form.ticket_id, name=name, size=size, content_type=content_type, sha256=sha256
     )
-    return 201, stored
+    return Status(201, stored)
 
 
 @router.get("/files/", response={200: list[FileOut], **ERROR_RESPONSES})
 @paginate(KeysetPagination)
 def list_files(request: HttpRequest, filters: Query[FileFilters]) -> Any:
-    files = visible(File, filters)
-    return files if filters.ticket_id is None else files.filter(ticket_id=filters.ticket_id)
+    return visible(File, filters)
 
 
 @router.get("/files/{file_id}/", response={200: FileOut, **ERROR_RESPONSES})
-def get_file(request: HttpRequest, file_id: UUID, filters: Query[ListFilters]) -> File:
-    return get_or_404(visible(File, filters), file_id, "file")
+def get_file(request: HttpRequest, file_id: UUID) -> File:
+    """A live file; a deleted one is a 404 here (lists show it with ``?include_deleted=true``)."""
+    return get_or_404(File.objects.all(), file_id, "file")
 
 
 @router.delete("/files/{file_id}/", response={204: None, **ERROR_RESPONSES})
-def delete_file(request: HttpRequest, file_id: UUID) -> tuple[int, None]:
+def delete_file(request: HttpRequest, file_id: UUID) -> Status[None]:
     get_or_404(File.objects.all(), file_id, "file").soft_delete()
-    return 204, None
+    return Status(204, None)
 
 
 _BYTES = {"description": "The stored bytes", "content": {"*/*": {"schema": {"type": "string", "format": "binary"}}}}

@@ -9,6 +9,7 @@ from django.db import transaction
 from django.http import HttpRequest, HttpResponse
 from ninja import Query, Router, Schema
 from ninja.pagination import paginate
+from ninja.responses import Status
 
 from shared_core.api import (
     ERROR_RESPONSES,
@@ -75,7 +76,7 @@ def notify_requester(ticket: Ticket) -> None:
 @router.post("/tickets/", response={200: TicketOut, 201: TicketOut, **ERROR_RESPONSES})
 def create_ticket(
     request: HttpRequest, response: HttpResponse, payload: TicketIn, key: IdempotencyKey = None
-) -> tuple[int, Ticket]:
+) -> Status[Ticket]:
     """Create a ticket and notify its requester. With an ``Idempotency-Key``, a repeat answers 200 with the first."""
 
     def create(fingerprint: str) -> Ticket:
@@ -95,21 +96,21 @@ def create_ticket(
 @router.get("/tickets/", response={200: list[TicketOut], **ERROR_RESPONSES})
 @paginate(KeysetPagination)
 def list_tickets(request: HttpRequest, filters: Query[TicketFilters]) -> Any:
-    tickets = visible(Ticket, filters)
-    return tickets if filters.requester_id is None else tickets.filter(requester_id=filters.requester_id)
+    return visible(Ticket, filters)
 
 
 @router.get("/tickets/{ticket_id}/", response={200: TicketOut, **ERROR_RESPONSES})
-def get_ticket(request: HttpRequest, ticket_id: UUID, filters: Query[ListFilters]) -> Ticket:
-    return get_or_404(visible(Ticket, filters), ticket_id, "ticket")
+def get_ticket(request: HttpRequest, ticket_id: UUID) -> Ticket:
+    """A live ticket; a deleted one is a 404 here (lists show it with ``?include_deleted=true``)."""
+    return get_or_404(Ticket.objects.all(), ticket_id, "ticket")
 
 
 @router.delete("/tickets/{ticket_id}/", response={204: None, **ERROR_RESPONSES})
-def delete_ticket(request: HttpRequest, ticket_id: UUID) -> tuple[int, None]:
+def delete_ticket(request: HttpRequest, ticket_id: UUID) -> Status[None]:
     """Soft-delete the ticket; its attachments follow (ticket_service.signals) or nothing changes."""
     with transaction.atomic():
         get_or_404(Ticket.objects.select_for_update(), ticket_id, "ticket").soft_delete()
-    return 204, None
+    return Status(204, None)
 
 
 @router.post("/tickets/{ticket_id}/restore/", response={200: TicketOut, **ERROR_RESPONSES})

@@ -10,6 +10,7 @@ from django.db import IntegrityError, transaction
 from django.http import HttpRequest
 from ninja import Query, Router, Schema
 from ninja.pagination import paginate
+from ninja.responses import Status
 from pydantic import AfterValidator, WithJsonSchema
 
 from shared_core.api import (
@@ -101,10 +102,10 @@ def live_department(key: UUID | None) -> Department | None:
 
 
 @router.post("/departments/", response={201: DepartmentOut, **ERROR_RESPONSES})
-def create_department(request: HttpRequest, payload: DepartmentIn) -> tuple[int, Department]:
+def create_department(request: HttpRequest, payload: DepartmentIn) -> Status[Department]:
     department = Department(name=payload.name)
     save_checked(department)
-    return 201, department
+    return Status(201, department)
 
 
 @router.get("/departments/", response={200: list[DepartmentOut], **ERROR_RESPONSES})
@@ -114,22 +115,22 @@ def list_departments(request: HttpRequest, filters: Query[ListFilters]) -> Any:
 
 
 @router.post("/users/", response={201: UserOut, **ERROR_RESPONSES})
-def create_user(request: HttpRequest, payload: UserIn) -> tuple[int, User]:
+def create_user(request: HttpRequest, payload: UserIn) -> Status[User]:
     user = User(email=payload.email, name=payload.name, department=live_department(payload.department_id))
     save_checked(user)
-    return 201, user
+    return Status(201, user)
 
 
 @router.get("/users/", response={200: list[UserOut], **ERROR_RESPONSES})
 @paginate(KeysetPagination)
 def list_users(request: HttpRequest, filters: Query[UserFilters]) -> Any:
-    users = visible(User, filters)
-    return users.filter(email=filters.email) if filters.email is not None else users
+    return visible(User, filters)
 
 
 @router.get("/users/{user_id}/", response={200: UserOut, **ERROR_RESPONSES})
-def get_user(request: HttpRequest, user_id: UUID, filters: Query[ListFilters]) -> User:
-    return get_or_404(visible(User, filters), user_id, "user")
+def get_user(request: HttpRequest, user_id: UUID) -> User:
+    """A live user; a deleted one is a 404 here (lists show it with ``?include_deleted=true``)."""
+    return get_or_404(User.objects.all(), user_id, "user")
 
 
 @router.patch("/users/{user_id}/", response={200: UserOut, **ERROR_RESPONSES})
@@ -146,9 +147,9 @@ def update_user(request: HttpRequest, user_id: UUID, payload: UserPatch) -> User
 
 
 @router.delete("/users/{user_id}/", response={204: None, **ERROR_RESPONSES})
-def delete_user(request: HttpRequest, user_id: UUID) -> tuple[int, None]:
+def delete_user(request: HttpRequest, user_id: UUID) -> Status[None]:
     get_or_404(User.objects.all(), user_id, "user").soft_delete()
-    return 204, None
+    return Status(204, None)
 
 
 @router.post("/users/{user_id}/restore/", response={200: UserOut, **ERROR_RESPONSES})
