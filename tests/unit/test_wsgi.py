@@ -69,9 +69,8 @@ def test_a_chunked_body_over_the_limit_is_413_unread_past_it(settings):
     """A chunked body larger than the service accepts is 413 JSON, and no more of it is read than the limit."""
     settings.FILE_UPLOAD_MAX_BYTES, settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 10, 10
     stream = io.BytesIO(b"x" * 1_000_000)
-    status, _, body = call(
-        {"REQUEST_METHOD": "POST", "PATH_INFO": "/api/t/when/", "HTTP_TRANSFER_ENCODING": "chunked", "wsgi.input": stream}
-    )
+    chunked = {"REQUEST_METHOD": "POST", "PATH_INFO": "/api/t/when/", "HTTP_TRANSFER_ENCODING": "chunked"}
+    status, _, body = call({**chunked, "wsgi.input": stream})
     assert status.startswith("413") and body["error"] == "too_large"
     assert stream.tell() < 200_000
 
