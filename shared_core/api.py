@@ -9,9 +9,10 @@ does not do:
   is to blame), documented in the OpenAPI document, with ``/healthz`` and
   ``/readyz`` in it and the service token declared as its security scheme;
 - input types that reject what a database cannot store (``text()``,
-  ``Timestamp``) with a 400 naming the field;
-- ``KeysetPagination``: ``?limit=`` and an opaque ``?cursor=`` over
-  ``(created_at, id)``, so every row is reachable at the same cost per page;
+  ``Timestamp``) with a 400 naming the field (pydantic itself refuses a
+  lone surrogate);
+- ``KeysetPagination``: ``?limit=`` and ``?cursor=`` over ``(created_at, id)``,
+  so every row is reachable at the same cost per page;
 - ``ListFilters`` and ``visible()``: the soft-delete list filter;
 - ``create_once()``: idempotent creation under an ``Idempotency-Key``, with
   the body's fingerprint, so a key reused with another body is a 422;
@@ -60,6 +61,7 @@ __all__ = [
     "CURSOR_PATTERN",
     "DEFAULT_PAGE_SIZE",
     "ERROR_RESPONSES",
+    "ERROR_STATUSES",
     "MAX_IDEMPOTENCY_KEY",
     "MAX_PAGE_SIZE",
     "APIError",
@@ -125,24 +127,14 @@ _NO_NUL: Final = r"^[^\x00]*$"
 _NOT_BLANK: Final = r"^[^\x00]*[^\x00\t\n\r ][^\x00]*$"
 
 
-def _encodable(value: str) -> str:
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        raise ValueError("must be valid Unicode (no lone surrogates)") from None
-    return value
-
-
 def text(max_length: int, *, blank: bool = False) -> Any:
     """A string type of at most ``max_length`` characters that every database can store.
 
     ``blank=False``: it must hold a character other than a space, tab or
-    line break. A NUL character or a lone surrogate is a 400 naming the
-    field, never a 500 at write time; the document states the first as a
-    ``pattern``.
+    line break. A NUL character is a 400 naming the field, never a 500 at
+    write time, and the document states it as the ``pattern``.
     """
-    pattern = _NO_NUL if blank else _NOT_BLANK
-    return Annotated[str, StringConstraints(max_length=max_length, pattern=pattern), AfterValidator(_encodable)]
+    return Annotated[str, StringConstraints(max_length=max_length, pattern=_NO_NUL if blank else _NOT_BLANK)]
 
 
 def _representable(value: datetime) -> datetime:
@@ -405,7 +397,8 @@ def create_once(
     and the fingerprint it is given. A replay answers the first request's row
     whatever happened since (its references deleted, a neighbour down) and
     marks ``response`` ``Idempotent-Replayed: true``; the same key with a
-    different body is a 422. ``check`` runs only for a new row, before it is
+    different body is a 422, and a replay of a row deleted since is a 409.
+    ``check`` runs only for a new row, before it is
     created and outside any transaction (it may call another service). Two
     racing requests with one key store one row: the loser replays the
     winner's. ``after_create`` runs once, after the new row is committed.
@@ -438,6 +431,10 @@ def _replay(response: HttpResponse, model: type[_M], key: str | None, digest: st
     stored = getattr(earlier, "idempotency_fingerprint", None)
     if stored and stored != digest:
         raise APIError(422, "idempotency_key_reused", f"{IDEMPOTENCY_KEY_HEADER} was first used with a different body")
+    if getattr(earlier, "is_deleted", False):
+        # Replaying it would tell the client a row exists that a GET then says does not.
+        detail = f"the row this {IDEMPOTENCY_KEY_HEADER} created, {earlier.pk}, has since been deleted"
+        raise APIError(409, "created_then_deleted", detail)
     response["Idempotent-Replayed"] = "true"
     return earlier
 

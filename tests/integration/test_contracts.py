@@ -28,6 +28,8 @@ def test_schemathesis_finds_no_contract_violation(stack, service, tmp_path: Path
     run = subprocess.run(
         [
             str(Path(sys.executable).with_name("st")),
+            "--config-file",
+            str(Path(__file__).with_name("schemathesis.toml")),
             "run",
             str(schema),
             "--url",

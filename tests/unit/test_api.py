@@ -121,7 +121,8 @@ def test_restore_that_clashes_with_a_live_row_is_409(client):
 
 @pytest.mark.django_db
 def test_same_key_same_body_replays_and_another_body_is_422(client):
-    """One Idempotency-Key: the same body replays the first row (200), another body is refused (422)."""
+    """One Idempotency-Key: the same body replays the first row (200), another body is refused (422), and once
+    that row is deleted a replay is a 409, never a second row."""
     key = {"HTTP_IDEMPOTENCY_KEY": "k-1"}
     first = post(client, "/receipts/", json.dumps({"amount": 5, "note": "a"}), **key)
     again = post(client, "/receipts/", json.dumps({"note": "a", "amount": 5}), **key)
@@ -129,6 +130,10 @@ def test_same_key_same_body_replays_and_another_body_is_422(client):
     assert (first.status_code, again.status_code, other.status_code) == (201, 200, 422)
     assert again.json() == first.json() and again["Idempotent-Replayed"] == "true"
     assert other.json()["error"] == "idempotency_key_reused" and Receipt.all_objects.count() == 1
+    Receipt.objects.get(pk=first.json()["id"]).delete()
+    gone = post(client, "/receipts/", json.dumps({"amount": 5, "note": "a"}), **key)
+    assert gone.status_code == 409 and gone.json()["error"] == "created_then_deleted"
+    assert Receipt.all_objects.count() == 1
 
 
 @pytest.mark.django_db
