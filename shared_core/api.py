@@ -54,7 +54,7 @@ from shared_core.clients import (
     HTTPStatusError,
     HTTPTimeoutError,
 )
-from shared_core.middleware import json_error
+from shared_core.middleware import json_error, match_token
 from shared_core.models import BaseModel as SoftDeleteModel
 
 __all__ = [
@@ -174,7 +174,7 @@ class JSONParser(Parser):
 
 
 class ServiceToken(HttpBearer):
-    """The service token as the document's security scheme; ``ServiceTokenMiddleware`` has checked it.
+    """The service token as the document's security scheme (``ServiceTokenMiddleware`` checks it first).
 
     ``ServiceToken("ticket-service")`` on an operation lets only those
     callers in: another authenticated caller gets 403, before its input is
@@ -188,7 +188,8 @@ class ServiceToken(HttpBearer):
         self.callers = frozenset(callers)
 
     def authenticate(self, request: HttpRequest, token: str) -> str | None:
-        caller: str | None = getattr(request, "caller", None)
+        # Without ServiceTokenMiddleware in front (a bare benchmark baseline, say), check the token here.
+        caller: str | None = getattr(request, "caller", None) or match_token(token)
         if caller is not None and self.callers and caller not in self.callers:
             raise APIError(403, "forbidden", f"only {', '.join(sorted(self.callers))} may call this endpoint")
         return caller
@@ -213,12 +214,12 @@ def _error_response(request: HttpRequest, exc: Any) -> HttpResponse:
         return json_error(exc.status, exc.error, exc.detail, **exc.extra)
     if isinstance(exc, HTTPClientError):
         return _upstream_error(exc)
+    if isinstance(exc, AuthenticationError):  # before HttpError, its base class
+        return json_error(401, "unauthorized", "a valid service token is required")
     if isinstance(exc, HttpError):
         if isinstance(exc.__cause__, _InvalidJSON):
             return json_error(400, "invalid_json", str(exc.__cause__))
         return json_error(exc.status_code, "bad_request" if exc.status_code == 400 else "error", str(exc))
-    if isinstance(exc, AuthenticationError):
-        return json_error(401, "unauthorized", "a valid service token is required")
     if isinstance(exc, Http404):
         return json_error(404, "not_found", str(exc) or "no such resource")
     if isinstance(exc, RequestDataTooBig):

@@ -41,6 +41,7 @@ __all__ = [
     "ServiceTokenMiddleware",
     "callers",
     "json_error",
+    "match_token",
 ]
 
 #: Exact paths that need no service token unless ``SERVICE_TOKEN_EXEMPT_PATHS`` says otherwise.
@@ -188,12 +189,20 @@ class ServiceTokenMiddleware:
         scheme, _, given = authorization.partition(" ")
         if scheme.lower() != "bearer" or not given:
             return None
-        presented = given.encode("utf-8", "surrogateescape")
-        found = None
-        for caller, token in self.accepted:  # no early exit: the time does not tell which token matched
-            if hmac.compare_digest(presented, token):
-                found = caller
-        return found
+        return match_token(given, self.accepted)
+
+
+def match_token(given: str, accepted: list[tuple[str, bytes]] | None = None) -> str | None:
+    """The caller whose token ``given`` is, among ``accepted`` (default: the settings'), or ``None``.
+
+    ``given`` is compared with every accepted token in constant time, whichever matches.
+    """
+    presented = given.encode("utf-8", "surrogateescape")
+    found = None
+    for caller, token in _accepted_tokens() if accepted is None else accepted:
+        if hmac.compare_digest(presented, token):  # no early exit: the time does not tell which token matched
+            found = caller
+    return found
 
 
 def callers(*names: str) -> Callable[[View], View]:

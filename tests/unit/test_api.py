@@ -216,3 +216,12 @@ def test_undocumented_routes_reports_plain_views_beside_the_api():
     missing = undocumented_routes()
     assert "/api/whoami/" in missing and "/api/slow-sql/" in missing
     assert not any(route.startswith("/api/t/") for route in missing) and "/readyz" not in missing
+
+
+@pytest.mark.django_db
+def test_the_api_checks_the_token_itself_without_the_middleware(settings):
+    """Without ServiceTokenMiddleware (a bare baseline), operations still take only a valid token."""
+    settings.MIDDLEWARE = [m for m in settings.MIDDLEWARE if m != "shared_core.middleware.ServiceTokenMiddleware"]
+    assert Client(HTTP_AUTHORIZATION=f"Bearer {TOKEN}").get("/api/t/authors/").status_code == 200
+    refused = Client(HTTP_AUTHORIZATION="Bearer wrong").get("/api/t/authors/")
+    assert refused.status_code == 401 and refused.json()["error"] == "unauthorized"
