@@ -206,10 +206,10 @@ def match_token(given: str, accepted: list[tuple[str, bytes]] | None = None) -> 
 
 
 def callers(*names: str) -> Callable[[View], View]:
-    """Let only the named callers reach a view; another authenticated caller gets 403 JSON.
+    """Let only the named callers reach a plain Django view; another authenticated caller gets 403 JSON.
 
-    ``@callers("ticket-service")`` on file-service's ticket-wide delete, say.
-    Put it outside ``api_view``; it relies on ``ServiceTokenMiddleware``.
+    ``@callers("ticket-service")``; it relies on ``ServiceTokenMiddleware``.
+    An API operation says the same with ``auth=shared_core.api.ServiceToken("ticket-service")``.
     """
     allowed = frozenset(names)
     if not allowed:

@@ -45,7 +45,7 @@ def test_schemathesis_finds_no_contract_violation(stack, service, tmp_path: Path
             "--report",
             "junit",
             "--report-junit-path",
-            str(RESULTS / f"schemathesis-{service}.xml"),
+            str(RESULTS / f"schemathesis-{service}-{os.environ.get('DB') or 'sqlite'}.xml"),
             "--output-sanitize",
             "true",
             "--no-color",
