@@ -13,7 +13,8 @@ reads such a body first (gunicorn has already de-chunked it), into memory up
 to ``DEFAULT_SPOOL_BYTES`` and a temporary file beyond, and hands Django the
 length. A body over the service's largest accepted size
 (``FILE_UPLOAD_MAX_BYTES`` plus ``DEFAULT_MULTIPART_OVERHEAD``, or
-``DATA_UPLOAD_MAX_MEMORY_SIZE`` if larger) is 413, read no further.
+``DATA_UPLOAD_MAX_MEMORY_SIZE`` if larger) is 413, read no further; so is
+a body whose ``Content-Length`` declares more, before a byte of it is read.
 
 A body the view left unread (a 413 or a 401 answered before reading it) is
 read and dropped after the view, up to that same size, so the answer reaches
@@ -26,6 +27,7 @@ import json
 import logging
 import tempfile
 from collections.abc import Callable, Iterable
+from functools import partial
 from typing import Any
 
 from django.conf import settings
@@ -61,11 +63,15 @@ def _guarded(handler: WSGIHandler) -> WSGIApplication:
             parse_header_parameters(environ.get("CONTENT_TYPE", ""))
         except ValueError:
             return _reject(environ, start_response, "Content-Type has a parameter that cannot be parsed")
-        chunked = "chunked" in environ.get("HTTP_TRANSFER_ENCODING", "").lower() and not environ.get("CONTENT_LENGTH")
-        if chunked and not _buffer_chunked_body(environ):
-            return _reject(environ, start_response, "the body is larger than the service accepts", 413)
+        limit, declared = _body_limit(), environ.get("CONTENT_LENGTH") or ""
+        too_large = partial(_reject, environ, start_response, "the body is larger than the service accepts", 413)
+        if declared.isdigit() and int(declared) > limit:
+            return too_large()
+        chunked = "chunked" in environ.get("HTTP_TRANSFER_ENCODING", "").lower() and not declared
+        if chunked and not _buffer_chunked_body(environ, limit):
+            return too_large()
         response = handler(environ, start_response)
-        _drain(environ["wsgi.input"], _body_limit())
+        _drain(environ["wsgi.input"], limit)
         return response
 
     return application
@@ -85,9 +91,8 @@ def _drain(body: Any, limit: int) -> None:
         left -= len(chunk)
 
 
-def _buffer_chunked_body(environ: dict[str, Any]) -> bool:
-    """Read the de-chunked body and set ``CONTENT_LENGTH``; ``False`` if it is over the limit."""
-    limit = _body_limit()
+def _buffer_chunked_body(environ: dict[str, Any], limit: int) -> bool:
+    """Read the de-chunked body and set ``CONTENT_LENGTH``; ``False`` if it is over ``limit``."""
     body = tempfile.SpooledTemporaryFile(max_size=DEFAULT_SPOOL_BYTES)  # noqa: SIM115 - it outlives this call, as wsgi.input
     size, source = 0, environ["wsgi.input"]
     while chunk := source.read(_READ_CHUNK):

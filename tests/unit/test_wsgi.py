@@ -90,3 +90,13 @@ def test_a_body_the_view_left_unread_is_drained_before_the_answer():
         }
     )
     assert status.startswith("401") and body["error"] == "unauthorized" and stream.tell() == len(raw)
+
+
+def test_a_declared_length_over_the_limit_is_413_before_reading(settings):
+    """A Content-Length larger than anything the service accepts is 413 JSON without reading the body."""
+    settings.FILE_UPLOAD_MAX_BYTES, settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 10, 10
+    stream = io.BytesIO(b"x" * 1_000_000)
+    status, _, body = call(
+        {"REQUEST_METHOD": "POST", "PATH_INFO": "/api/t/when/", "CONTENT_LENGTH": "1000000", "wsgi.input": stream}
+    )
+    assert status.startswith("413") and body["error"] == "too_large" and stream.tell() == 0

@@ -53,7 +53,7 @@ class TicketFilters(ListFilters):
 
 
 def check_requester(requester_id: UUID) -> None:
-    """The requester must be a live user in user-service: 400 if not, 503/504 if it cannot tell."""
+    """The requester must be a live user in user-service: 404 naming requester_id if not, 503/504 if it cannot tell."""
     fetch_reference(users(), f"/api/users/{requester_id}/", "requester_id", "requester_id names no live user")
 
 
