@@ -9,8 +9,9 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from django.db import connection, connections
+from django.db import connection, connections, transaction
 from django.http import HttpResponse
+from django.test import Client
 from ninja import Schema
 from ninja.responses import Status
 
@@ -52,7 +53,7 @@ def wait_for_lock_waiter() -> None:
             if cursor.fetchone()[0]:
                 return
         time.sleep(0.02)
-    raise AssertionError("the second deletion never waited for the first one's lock")
+    raise AssertionError("no other backend ever waited for a lock")
 
 
 @pytest.mark.skipif(connection.vendor == "sqlite", reason="SQLite serialises writers; deletions cannot interleave")
@@ -139,3 +140,19 @@ def test_create_once_race_loser_replays_the_winner():
     assert (loser.status_code, loser.value) == (200, other_out["result"].value)
     assert response["Idempotent-Replayed"] == "true"
     assert Receipt.all_objects.count() == 1 and after == []
+
+
+@pytest.mark.skipif(connection.vendor == "sqlite", reason="SQLite serialises writers; the two cannot interleave")
+def test_a_restore_racing_a_create_of_the_same_unique_value_is_409():
+    """A restore that waits on a concurrent, not yet committed create of its email ends in 409, not a 500."""
+    old = Author.objects.create(name="old", email="race@example.com")
+    old.delete()
+    client = Client(HTTP_AUTHORIZATION="Bearer unit-test-service-token")
+    with transaction.atomic():
+        Author.objects.create(name="new", email="race@example.com")  # holds the unique entry until commit
+        restorer, out = in_thread(lambda: client.post(f"/api/t/authors/{old.pk}/restore/"))
+        wait_for_lock_waiter()  # the restore checked nothing it could see and now waits on our insert
+    restorer.join(WAIT)
+    assert "error" not in out, out
+    assert out["result"].status_code == 409 and out["result"].json()["error"] == "conflict"
+    assert Author.all_objects.get(pk=old.pk).is_deleted
