@@ -29,6 +29,8 @@ def setup(url: str) -> None:
     settings.configure(
         DATABASES={"default": dj_database_url.parse(url)},
         INSTALLED_APPS=["shared_core", "bench.scaleapp"],
+        ROOT_URLCONF="bench.scaleapp.api",
+        ALLOWED_HOSTS=["testserver"],
         USE_TZ=True,
         DEFAULT_AUTO_FIELD="django.db.models.BigAutoField",
     )
@@ -85,23 +87,23 @@ def summary(runs: list[float]) -> dict[str, float]:
 
 
 def keyset(model: type) -> dict:
-    """A page of 50 through shared_core.api.KeysetPagination: first vs DEEP rows in, and OFFSET's deep page."""
-    from shared_core.api import KeysetPagination, cursor_after
+    """A page of 50 through the API (Django's test client, in process): the first vs one DEEP rows in.
 
-    paginator, page = KeysetPagination(), KeysetPagination.Input
+    The API's whole path is timed, as a client's request meets it minus the network: URL, validation,
+    KeysetPagination's query, serialisation. OFFSET's deep page, for contrast, is the bare query.
+    """
+    from django.test import Client
+
+    from shared_core.api import cursor_after
+
+    client = Client()
     ordered = model.objects.order_by("-created_at", "-pk")
-    cursor = cursor_after(ordered[DEEP - 1])
-    first = paginator.paginate_queryset(model.objects.all(), page(limit=50), None)
-    deep = paginator.paginate_queryset(model.objects.all(), page(limit=50, cursor=cursor), None)
-    assert [r.pk for r in deep["results"]] == list(ordered.values_list("pk", flat=True)[DEEP : DEEP + 50])
-    assert len(first["results"]) == 50
-    runs = timed(
-        {
-            "first": lambda: paginator.paginate_queryset(model.objects.all(), page(limit=50), None),
-            "deep": lambda: paginator.paginate_queryset(model.objects.all(), page(limit=50, cursor=cursor), None),
-        },
-        PAGES,
-    )
+    deep_url = f"/api/rows/?limit=50&cursor={cursor_after(ordered[DEEP - 1])}"
+    first, deep = client.get("/api/rows/?limit=50"), client.get(deep_url)
+    assert first.status_code == deep.status_code == 200 and len(first.json()["results"]) == 50
+    expected = [str(pk) for pk in ordered.values_list("pk", flat=True)[DEEP : DEEP + 50]]
+    assert [row["id"] for row in deep.json()["results"]] == expected
+    runs = timed({"first": lambda: client.get("/api/rows/?limit=50"), "deep": lambda: client.get(deep_url)}, PAGES)
     offset = timed({"offset": lambda: list(ordered[DEEP : DEEP + 50])}, OFFSET_PAGES)["offset"]
     return {
         "first_us": summary(runs["first"]),
