@@ -47,6 +47,8 @@ def wait_for_lock_waiter() -> None:
     give_up = time.monotonic() + WAIT
     while time.monotonic() < give_up:
         with connection.cursor() as cursor:
+            # Inside a transaction PostgreSQL answers from a snapshot of the statistics: drop it first.
+            cursor.execute("SELECT pg_stat_clear_snapshot()")
             cursor.execute(
                 "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND pid <> pg_backend_pid()"
             )
