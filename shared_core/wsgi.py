@@ -27,7 +27,6 @@ import json
 import logging
 import tempfile
 from collections.abc import Callable, Iterable
-from functools import partial
 from typing import Any
 
 from django.conf import settings
@@ -64,12 +63,9 @@ def _guarded(handler: WSGIHandler) -> WSGIApplication:
         except ValueError:
             return _reject(environ, start_response, "Content-Type has a parameter that cannot be parsed")
         limit, declared = _body_limit(), environ.get("CONTENT_LENGTH") or ""
-        too_large = partial(_reject, environ, start_response, "the body is larger than the service accepts", 413)
-        if declared.isdigit() and int(declared) > limit:
-            return too_large()
         chunked = "chunked" in environ.get("HTTP_TRANSFER_ENCODING", "").lower() and not declared
-        if chunked and not _buffer_chunked_body(environ, limit):
-            return too_large()
+        if (declared.isdigit() and int(declared) > limit) or (chunked and not _buffer_chunked_body(environ, limit)):
+            return _reject(environ, start_response, "the body is larger than the service accepts", 413)
         response = handler(environ, start_response)
         _drain(environ["wsgi.input"], limit)
         return response

@@ -33,8 +33,6 @@ router = Router(tags=["files"])
 
 #: The ticket-wide endpoints: only ticket-service may call them.
 TICKET_SERVICE = ServiceToken("ticket-service")
-#: The longest file name kept; a longer one is cut to this many characters.
-MAX_NAME = 255
 
 
 @cache
@@ -86,7 +84,7 @@ def upload(request: HttpRequest, form: Form[UploadIn], file: FilePart[UploadedFi
         raise too_large()
     fetch_reference(tickets(), f"/api/tickets/{form.ticket_id}/", "ticket_id", "ticket_id names no live ticket")
     sha256, size = store(file)
-    name = (file.name or "upload")[:MAX_NAME]
+    name = file.name or "upload"  # Django has already cut a longer name to 255 characters, extension kept
     content_type = (file.content_type or "application/octet-stream")[:255]
     stored = File.objects.create(
         ticket_id=form.ticket_id, name=name, size=size, content_type=content_type, sha256=sha256
