@@ -89,9 +89,10 @@ test-integration: venv ## The cross-container suite: pytest-docker runs the stac
 
 LOG_TESTS := tests/integration/test_logging_and_security.py
 .PHONY: test-integration-postgres
-test-integration-postgres: ## Soft delete, a database restart and the contract fuzzing on PostgreSQL, with JSON logs
+test-integration-postgres: ## Soft delete, the outbox, a database restart and the contract fuzzing on PostgreSQL, JSON logs
 	@LOG_FORMAT=json $(MAKE) --no-print-directory test-integration DB=postgres INTEGRATION_TESTS="\
 	  tests/integration/test_soft_delete.py tests/integration/test_database.py tests/integration/test_contracts.py \
+	  tests/integration/test_outbox.py \
 	  $(LOG_TESTS)::test_every_log_line_has_the_shared_format \
 	  $(LOG_TESTS)::test_one_request_id_appears_in_three_services_logs"
 

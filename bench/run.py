@@ -41,11 +41,12 @@ def machine() -> dict:
     }
 
 
-def soft_delete() -> dict:
-    scratch = ROOT / "build" / "bench-scale.sqlite3"
+def on_both_databases(name: str) -> dict:
+    """Run ``bench.<name>`` in process on a scratch SQLite file and on a throwaway PostgreSQL."""
+    scratch = ROOT / "build" / f"bench-{name}.sqlite3"
     scratch.parent.mkdir(exist_ok=True)
     scratch.unlink(missing_ok=True)
-    module = [sys.executable, "-m", "bench.softdelete"]
+    module = [sys.executable, "-m", f"bench.{name}"]
     sqlite = subprocess.run([*module, f"sqlite:///{scratch}"], check=True, capture_output=True, text=True, cwd=ROOT)
     scratch.unlink(missing_ok=True)
     postgres = subprocess.run(
@@ -141,6 +142,31 @@ def table(r: dict) -> str:
                     ok(figures["ratio"] <= 1.2),
                 )
             )
+    for vendor, d in r.get("outbox", {}).items():
+        create, out, call = d["create"], d["create"]["outbox"], d["create"]["call"]
+        latency = d["commit_to_delivered"]
+        rows += [
+            (
+                f"{vendor}: create a row with its notification enqueued vs the synchronous call it replaced",
+                ratio(out["rps"]["median"], call["rps"]["median"], "req/s")
+                + f"; p50 {out['p50_ms']:.1f} vs {call['p50_ms']:.1f} ms, p99 {out['p99_ms']:.1f} vs "
+                f"{call['p99_ms']:.1f} ms; per-round ratio min {create['outbox_vs_call_rps_rounds']['min']:.2f}",
+                "≥ 1.0x",
+                ok(create["outbox_vs_call_rps"] >= 1.0),
+            ),
+            (
+                f"{vendor}: outbox delivery by one worker, local upstream",
+                f"{d['delivery']['tasks_per_s']:.0f} tasks/s ({d['delivery']['tasks']} tasks)",
+                "reported",
+                "",
+            ),
+            (
+                f"{vendor}: commit to delivered, idle worker, default settings",
+                f"p50 {latency['p50_s']:.2f} s, p99 {latency['p99_s']:.2f} s ({latency['samples']} tasks)",
+                "p50 ≤ 1 s",
+                ok(latency["p50_s"] <= 1),
+            ),
+        ]
     for vendor, d in r["soft_delete"].items():
         k = d["keyset"]
         rows.append(
@@ -233,7 +259,8 @@ def main() -> None:
         ("client", client_bench.run),
         ("throughput", lambda: throughput.run(f"shared-core/ticket-service:{__version__}")),
         ("edge", lambda: edge.run(f"shared-core/ticket-service:{__version__}", proxy, root)),
-        ("soft_delete", soft_delete),
+        ("soft_delete", lambda: on_both_databases("softdelete")),
+        ("outbox", lambda: on_both_databases("outbox")),
         ("resilience", resilience.run),
         ("build", lambda: images.builds(__version__)),
     ]

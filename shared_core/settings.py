@@ -25,6 +25,14 @@ from django.core.exceptions import ImproperlyConfigured
 
 from shared_core.clients import DEFAULT_DEADLINE, DEFAULT_RETRIES
 from shared_core.logging_config import get_logging_config
+from shared_core.outbox import (
+    DEFAULT_BACKOFF_BASE,
+    DEFAULT_BACKOFF_MAX,
+    DEFAULT_MAX_ATTEMPTS,
+    DEFAULT_POLL_INTERVAL,
+    DEFAULT_RECOVER_AFTER,
+    DEFAULT_TASK_TIMEOUT,
+)
 
 __all__ = [
     "DEFAULT_CONN_MAX_AGE",
@@ -96,11 +104,14 @@ def service_settings(
     *,
     apps: Sequence[str],
     urlconf: str,
+    task_queues: Sequence[str] = (),
     env: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     """Django settings for one service: database, security, middleware, logging, token, client defaults.
 
-    ``apps``: the service's own apps, added after ``shared_core``. ``env``:
+    ``apps``: the service's own apps, added after ``shared_core``.
+    ``task_queues``: the outbox queues of the service's tasks (shared_core.outbox);
+    empty means the service enqueues none and gets no task tables. ``env``:
     the environment to read (``os.environ`` when ``None``).
     """
     env = os.environ if env is None else env
@@ -119,7 +130,9 @@ def service_settings(
     upload_max = int(_number(env, "FILE_UPLOAD_MAX_BYTES", DEFAULT_UPLOAD_MAX_BYTES))
     # With per-caller tokens, SERVICE_AUTH_TOKEN is only what this service sends: one that calls no one needs none.
     accepted = parse_accepted_tokens(env.get("SERVICE_ACCEPTED_TOKENS", "")) or None
+    outbox = _outbox_settings(env, task_queues) if task_queues else {}
     return {
+        **outbox,
         "SERVICE_NAME": service_name,
         "DEBUG": debug,
         "SECRET_KEY": _required(env, "DJANGO_SECRET_KEY", debug, _DEBUG_SECRET_KEY),
@@ -128,7 +141,7 @@ def service_settings(
         else _required(env, "SERVICE_AUTH_TOKEN", debug, "debug-token"),
         "SERVICE_ACCEPTED_TOKENS": accepted,
         "ALLOWED_HOSTS": [h.strip() for h in env.get("DJANGO_ALLOWED_HOSTS", "*").split(",") if h.strip()],
-        "INSTALLED_APPS": ["shared_core", *apps],
+        "INSTALLED_APPS": ["shared_core", *(["django_tasks", "django_tasks_db"] if outbox else []), *apps],
         "MIDDLEWARE": [
             "shared_core.middleware.RequestContextMiddleware",
             "shared_core.middleware.ProtocolMiddleware",
@@ -157,4 +170,25 @@ def service_settings(
         "CSRF_COOKIE_SECURE": True,
         "X_FRAME_OPTIONS": "DENY",
         "SILENCED_SYSTEM_CHECKS": ["security.W004", "security.W008"],
+    }
+
+
+def _outbox_settings(env: Mapping[str, str], queues: Sequence[str]) -> dict[str, Any]:
+    """The task backend on the service's database and the outbox worker's timings."""
+    timeout = _number(env, "OUTBOX_TASK_TIMEOUT", DEFAULT_TASK_TIMEOUT)
+    recover_after = _number(env, "OUTBOX_RECOVER_AFTER", DEFAULT_RECOVER_AFTER)
+    if not 0 < timeout < recover_after:
+        # Recovering a task its worker may still run would run it twice at once.
+        raise ImproperlyConfigured("OUTBOX_RECOVER_AFTER must exceed OUTBOX_TASK_TIMEOUT, and both be positive")
+    attempts = int(_number(env, "OUTBOX_MAX_ATTEMPTS", DEFAULT_MAX_ATTEMPTS))
+    if attempts < 1:
+        raise ImproperlyConfigured("OUTBOX_MAX_ATTEMPTS must be at least 1")
+    return {
+        "TASKS": {"default": {"BACKEND": "shared_core.outbox.OutboxBackend", "QUEUES": list(queues)}},
+        "OUTBOX_MAX_ATTEMPTS": attempts,
+        "OUTBOX_BACKOFF_BASE": _number(env, "OUTBOX_BACKOFF_BASE", DEFAULT_BACKOFF_BASE),
+        "OUTBOX_BACKOFF_MAX": _number(env, "OUTBOX_BACKOFF_MAX", DEFAULT_BACKOFF_MAX),
+        "OUTBOX_TASK_TIMEOUT": timeout,
+        "OUTBOX_RECOVER_AFTER": recover_after,
+        "OUTBOX_POLL_INTERVAL": _number(env, "OUTBOX_POLL_INTERVAL", DEFAULT_POLL_INTERVAL),
     }

@@ -15,8 +15,11 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "shared_core",
+    "django_tasks",
+    "django_tasks_db",
     "tests.testapp",
 ]
+TASKS = {"default": {"BACKEND": "shared_core.outbox.OutboxBackend", "QUEUES": ["default", "hooks"]}}
 MIDDLEWARE = [
     "shared_core.middleware.RequestContextMiddleware",
     "shared_core.middleware.ProtocolMiddleware",

@@ -7,20 +7,22 @@ with a per-run token. Readiness comes from the containers' healthchecks.
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import subprocess
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import docker
 import pytest
 import requests
 from docker.models.containers import Container
 
+T = TypeVar("T")
 ROOT = Path(__file__).resolve().parents[2]
 #: Generous bound for a container to become healthy on a busy 2-core machine.
 HEALTHY_WITHIN = 120.0
@@ -64,6 +66,8 @@ def docker_compose_project_name() -> str:
 
 #: The per-caller tokens compose/compose.yaml requires; the suite itself calls as the operator.
 CALLER_TOKENS = ("OPERATOR_TOKEN", "TICKET_SERVICE_TOKEN", "COMMUNICATION_SERVICE_TOKEN", "FILE_SERVICE_TOKEN")
+#: Outbox workers of ticket-service in the stack (compose.test.yaml scales ticket-worker to two).
+TICKET_WORKERS = 2
 #: Generous bound for a log line written after a response to show up in `docker logs`.
 LOG_WITHIN = 30.0
 
@@ -98,6 +102,9 @@ def stack_env(tokens: dict[str, str]) -> Iterator[None]:
         "FILE_PORT": "",
         "LOG_FORMAT": os.environ.get("LOG_FORMAT", "text"),
         "PROXY_RESOLVER_VALID": "1",
+        # Retries come back within 2 s, and a stopped neighbour is waited for rather than given up on.
+        "OUTBOX_BACKOFF_MAX": "2",
+        "OUTBOX_MAX_ATTEMPTS": "1000",
         "POSTGRES_PASSWORD": secrets.token_urlsafe(24),
     }
     saved = {k: os.environ.get(k) for k in values}
@@ -121,6 +128,19 @@ def docker_cleanup() -> list[str]:
     return ["down -v --remove-orphans"]
 
 
+def eventually(check: Callable[[], T | None], within: float, what: str, state: Callable[[], object] | None = None) -> T:
+    """Poll ``check`` every 0.25 s until it returns something truthy (returned), for at most ``within`` s.
+
+    On timeout the error shows ``state()`` (what was seen), or the last outcome.
+    """
+    give_up = time.monotonic() + within
+    while not (outcome := check()):
+        if time.monotonic() > give_up:
+            raise AssertionError(f"{what}: not within {within} s (last: {state() if state else outcome!r})")
+        time.sleep(0.25)
+    return outcome
+
+
 class Stack:
     """The running stack: containers, base URLs and helpers."""
 
@@ -134,11 +154,15 @@ class Stack:
         subprocess.run([*self._compose, *args], check=True, capture_output=True, env=os.environ)
 
     def container(self, service: str) -> Container:
-        (found,) = self.client.containers.list(
+        (found,) = self.containers(service)
+        return found
+
+    def containers(self, service: str) -> list[Container]:
+        """Every container of ``service`` (a scaled service has several)."""
+        return self.client.containers.list(
             all=True,
             filters={"label": [f"com.docker.compose.project={self.project}", f"com.docker.compose.service={service}"]},
         )
-        return found
 
     def all_containers(self) -> list[Container]:
         return self.client.containers.list(all=True, filters={"label": f"com.docker.compose.project={self.project}"})
@@ -154,15 +178,16 @@ class Stack:
     def wait_healthy(self, *services: str) -> None:
         """Wait for the healthchecks of ``services`` (all when none) to report healthy."""
         give_up = time.monotonic() + HEALTHY_WITHIN
-        pending = list(services) or [c.labels["com.docker.compose.service"] for c in self.all_containers()]
+        pending = [c for s in services for c in self.containers(s)] if services else self.all_containers()
         while pending:
-            container = self.container(pending[0])
+            container = pending[0]
             container.reload()
-            if container.attrs["State"].get("Health", {}).get("Status") == "healthy" and self._routed(pending[0]):
+            service = container.labels["com.docker.compose.service"]
+            if container.attrs["State"].get("Health", {}).get("Status") == "healthy" and self._routed(service):
                 pending.pop(0)
                 continue
             if time.monotonic() > give_up:
-                raise AssertionError(f"{pending[0]} not healthy: {container.attrs['State']}")
+                raise AssertionError(f"{container.name} not healthy: {container.attrs['State']}")
             time.sleep(0.25)
 
     def _routed(self, service: str) -> bool:
@@ -190,6 +215,18 @@ class Stack:
                 raise AssertionError(f"{text!r} not in {service}'s log within {LOG_WITHIN} s")
             time.sleep(0.1)
         return logs
+
+    def outbox(self, service: str = "ticket-service") -> dict[str, int]:
+        """``manage.py outbox status`` in ``service``, summed over its queues."""
+        result = self.container(service).exec_run(["python3", "manage.py", "outbox", "status", "--json"])
+        assert result.exit_code == 0, result.output.decode()
+        queues = json.loads(result.output)["queues"]
+        return {key: sum(q[key] for q in queues) for key in ("ready", "scheduled", "running", "failed")}
+
+    def idle(self, service: str = "ticket-service") -> bool:
+        """Whether ``service``'s outbox has nothing due, waiting to retry, or running."""
+        counts = self.outbox(service)
+        return counts["ready"] + counts["scheduled"] + counts["running"] == 0
 
     def manage(self, service: str, code: str) -> str:
         """Run Python in ``service`` with Django set up (manage.py shell) and return its output."""
@@ -230,6 +267,8 @@ def upstream(stack: Stack) -> Iterator[Any]:
             return requests.get(f"{self.base}/_seen", params={"path": path}, timeout=10).json()
 
     control = Control()
+    # ticket-chaos delivers its notifications to the upstream later: let an earlier test's finish first.
+    eventually(lambda: stack.idle("ticket-chaos"), LOG_WITHIN, "ticket-chaos's outbox idle", stack.outbox)
     requests.post(f"{control.base}/_reset", timeout=10)
     yield control
     requests.post(f"{control.base}/_reset", timeout=10)

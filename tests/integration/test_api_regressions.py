@@ -104,16 +104,16 @@ def test_json_nested_ten_thousand_deep_is_invalid_json(stack, service, path):
     assert_names(response, 400, error="invalid_json")
 
 
-def test_a_time_past_year_9999_in_utc_is_400(stack, tokens):
-    """file-service's restore refuses a since that overflows once in UTC with a 400 naming since."""
+def test_a_deletion_number_past_the_column_is_400(stack, tokens):
+    """file-service's restore refuses a deletion number its integer column cannot hold with a 400 naming it."""
     response = stack.call(
         "POST",
         "file-service",
         f"/api/tickets/{uuid.uuid4()}/files/restore/",
-        json={"since": "9999-12-31T23:59:59.999999-23:59"},
+        json={"deletion": 2**31},
         headers={"Authorization": f"Bearer {tokens['TICKET_SERVICE_TOKEN']}"},
     )
-    assert_names(response, 400, field="since")
+    assert_names(response, 400, field="deletion")
 
 
 @pytest.mark.parametrize("path", ["/healthz", "/readyz"])

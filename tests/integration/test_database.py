@@ -7,7 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from tests.integration.conftest import API_PATHS, SERVICES
+from tests.integration.conftest import API_PATHS, SERVICES, eventually
 
 pytestmark = [
     pytest.mark.docker,
@@ -19,7 +19,9 @@ REQUESTS = 24
 
 
 def test_postgres_restart_costs_no_failed_request(stack):
-    """Every worker thread keeps a connection; PostgreSQL restarts; the next requests all succeed at once."""
+    """Every worker thread keeps a connection; PostgreSQL restarts; the next requests all succeed at once, and
+    the outbox workers ride it out: same containers, and a ticket made afterwards is notified."""
+    workers = {w.name: w.attrs["State"]["StartedAt"] for w in stack.containers("ticket-worker")}
 
     def statuses() -> list[int]:
         calls = [(service, API_PATHS[service]) for service in SERVICES for _ in range(REQUESTS)]
@@ -31,3 +33,14 @@ def test_postgres_restart_costs_no_failed_request(stack):
     stack.wait_healthy("postgres")
     after = statuses()
     assert after == [200] * len(after), after
+    user = stack.call("POST", "user-service", "/api/users/", json={"email": "pg-restart@example.com", "name": "P"})
+    body = {"title": "t", "requester_id": user.json()["id"]}
+    ticket = stack.call("POST", "ticket-service", "/api/tickets/", json=body)
+    path = f"/api/tickets/{ticket.json()['id']}/"
+
+    def delivered() -> bool:
+        return stack.call("GET", "ticket-service", path).json()["notification"] == "delivered"
+
+    eventually(delivered, 60, "a notification delivered after the restart")
+    for worker in stack.containers("ticket-worker"):
+        assert worker.attrs["State"]["Running"] and workers[worker.name] == worker.attrs["State"]["StartedAt"]

@@ -8,7 +8,17 @@ import uuid
 
 import pytest
 
+from tests.integration.conftest import eventually
+
 pytestmark = pytest.mark.docker
+
+#: Generous bound for ticket-service's outbox to carry a deletion or restore to file-service.
+OUTBOX_WITHIN = 60.0
+
+
+def live_files(stack, ticket_id: str) -> list[str]:
+    listed = stack.call("GET", "file-service", f"/api/files/?ticket_id={ticket_id}").json()["results"]
+    return sorted(f["id"] for f in listed)
 
 
 def test_deleted_user_is_hidden_kept_restorable_and_refused_as_requester(stack):
@@ -32,7 +42,8 @@ def test_deleted_user_is_hidden_kept_restorable_and_refused_as_requester(stack):
 
 
 def test_ticket_delete_takes_exactly_its_attachments_and_keeps_their_bytes(stack):
-    """Deleting a ticket soft-deletes its files in file-service, bytes stay, restore brings back only those."""
+    """Deleting a ticket soft-deletes its files in file-service (through the outbox), bytes stay, and restore
+    brings back only those."""
     user_id = stack.call(
         "POST", "user-service", "/api/users/", json={"email": f"{uuid.uuid4().hex}@x.io", "name": "F"}
     ).json()["id"]
@@ -50,7 +61,7 @@ def test_ticket_delete_takes_exactly_its_attachments_and_keeps_their_bytes(stack
     assert stack.call("DELETE", "file-service", f"/api/files/{ids[0]}/").status_code == 204
 
     assert stack.call("DELETE", "ticket-service", f"/api/tickets/{ticket_id}/").status_code == 204
-    assert stack.call("GET", "file-service", f"/api/files/?ticket_id={ticket_id}").json()["results"] == []
+    eventually(lambda: live_files(stack, ticket_id) == [], OUTBOX_WITHIN, "the outbox deleted the attachments")
     every = stack.call("GET", "file-service", f"/api/files/?ticket_id={ticket_id}&include_deleted=1").json()["results"]
     assert sorted(f["id"] for f in every) == sorted(ids) and all(f["is_deleted"] for f in every)
     for blob in blobs:
@@ -61,8 +72,8 @@ def test_ticket_delete_takes_exactly_its_attachments_and_keeps_their_bytes(stack
         )
 
     assert stack.call("POST", "ticket-service", f"/api/tickets/{ticket_id}/restore/").status_code == 200
-    live = stack.call("GET", "file-service", f"/api/files/?ticket_id={ticket_id}").json()["results"]
-    assert sorted(f["id"] for f in live) == sorted(ids[1:])
+    expected = sorted(ids[1:])
+    eventually(lambda: live_files(stack, ticket_id) == expected, OUTBOX_WITHIN, "the outbox restored exactly those")
     content = stack.call("GET", "file-service", f"/api/files/{ids[1]}/content")
     assert content.status_code == 200 and content.content == blobs[1]
 

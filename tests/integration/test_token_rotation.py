@@ -12,6 +12,8 @@ from collections import Counter
 import pytest
 import requests
 
+from tests.integration.conftest import eventually
+
 pytestmark = pytest.mark.docker
 
 #: The callers whose tokens rotate: the services that call others.
@@ -64,7 +66,7 @@ def test_rotating_tokens_with_rolling_restarts_never_answers_401(stack, tokens):
         """Replace each service's container in turn with the environment as it is now, and wait for it."""
         for service in services:
             stack.compose("stop", service)
-            logs.append(stack.logs(service))
+            logs.extend(c.logs().decode(errors="replace") for c in stack.containers(service))
             stack.compose("up", "-d", "--no-deps", service)
             stack.wait_healthy(service)
 
@@ -77,7 +79,7 @@ def test_rotating_tokens_with_rolling_restarts_never_answers_401(stack, tokens):
         phase[0] = "switch"
         for name in ROTATED:
             os.environ[name], os.environ[f"{name}_NEXT"] = new[name], old[name]
-        roll("ticket-service", "communication-service")
+        roll("ticket-service", "ticket-worker", "communication-service")
         phase[0] = "drop"
         for name in ROTATED:
             os.environ[f"{name}_NEXT"] = ""
@@ -102,7 +104,19 @@ def test_rotating_tokens_with_rolling_restarts_never_answers_401(stack, tokens):
         accepted = requests.get(stack.url("user-service") + user, headers=bearer(new[name]), timeout=10)
         assert accepted.status_code == 200, caller
     done = stack.call("POST", "ticket-service", "/api/tickets/", json={"title": "after", "requester_id": user_id})
-    assert done.status_code == 201 and done.json()["notified"] is True
+    assert done.status_code == 201
+
+    def delivered() -> bool:
+        path = f"/api/tickets/{done.json()['id']}/"
+        return stack.call("GET", "ticket-service", path).json()["notification"] == "delivered"
+
+    eventually(delivered, 60, "a notification sent with the new token")
+    refused = stack.manage(
+        "ticket-service",
+        "from django_tasks_db.models import DBTaskResult as R; from django.db.models import Q; "
+        "print(R.objects.filter(Q(traceback__contains='status 401') | Q(traceback__contains='status 403')).count())",
+    )
+    assert refused == "0", "an outbox delivery was refused for its token during the rotation"
 
 
 def bearer(token: str) -> dict[str, str]:

@@ -67,3 +67,15 @@ def test_database_connections_are_kept_and_health_checked():
     """PostgreSQL connections are reused for DEFAULT_CONN_MAX_AGE and checked before reuse, so a restart costs none."""
     pg = make(**SECRETS, DATABASE_URL="postgres://u:p@db:5432/svc")["DATABASES"]["default"]
     assert pg["CONN_MAX_AGE"] == 60 and pg["CONN_HEALTH_CHECKS"] is True
+
+
+def test_task_queues_turn_the_outbox_on_with_checked_timings():
+    """Queues add the task apps and backend; a recovery bound not above the task timeout is refused."""
+    settings = service_settings("svc", apps=["svc_app"], urlconf="svc_app.urls", task_queues=["q"], env=SECRETS)
+    assert settings["INSTALLED_APPS"] == ["shared_core", "django_tasks", "django_tasks_db", "svc_app"]
+    assert settings["TASKS"]["default"] == {"BACKEND": "shared_core.outbox.OutboxBackend", "QUEUES": ["q"]}
+    assert (settings["OUTBOX_TASK_TIMEOUT"], settings["OUTBOX_RECOVER_AFTER"]) == (30.0, 90.0)
+    for env in ({"OUTBOX_RECOVER_AFTER": "30"}, {"OUTBOX_TASK_TIMEOUT": "0"}, {"OUTBOX_MAX_ATTEMPTS": "0"}):
+        with pytest.raises(ImproperlyConfigured, match="OUTBOX_"):
+            service_settings("svc", apps=[], urlconf="u", task_queues=["q"], env={**SECRETS, **env})
+    assert "TASKS" not in make(**SECRETS)

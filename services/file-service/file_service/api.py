@@ -2,18 +2,20 @@
 
 from datetime import datetime
 from functools import cache
-from typing import Any
+from typing import Annotated, Any, Literal
 from uuid import UUID
 
 from django.conf import settings
+from django.db import transaction
 from django.http import FileResponse, HttpRequest
 from ninja import File as FilePart
 from ninja import Form, Query, Router, Schema
 from ninja.files import UploadedFile
 from ninja.pagination import paginate
 from ninja.responses import Status
+from pydantic import Field
 
-from file_service.models import File
+from file_service.models import File, TicketDeletion
 from file_service.storage import blob_path, store
 from shared_core.api import (
     ERROR_RESPONSES,
@@ -22,7 +24,6 @@ from shared_core.api import (
     KeysetPagination,
     ListFilters,
     ServiceToken,
-    Timestamp,
     fetch_reference,
     get_or_404,
     visible,
@@ -60,17 +61,14 @@ class UploadIn(Schema):
     ticket_id: UUID
 
 
-class Deleted(Schema):
-    deleted: int
-    deleted_at: datetime | None
+class DeletionIn(Schema):
+    deletion: Annotated[int, Field(ge=1, le=2**31 - 1, description="The number of the ticket's deletion")]
 
 
-class RestoreIn(Schema):
-    since: Timestamp
-
-
-class Restored(Schema):
-    restored: int
+class DeletionOut(Schema):
+    deletion: int
+    state: Literal["deleted", "restored", "superseded"]
+    files: int = Field(description="Files this deletion holds deleted now")
 
 
 def too_large() -> APIError:
@@ -130,19 +128,59 @@ def file_content(request: HttpRequest, file_id: UUID) -> FileResponse:
 @router.post("/files/{file_id}/restore/", response={200: FileOut, **ERROR_RESPONSES})
 def restore_file(request: HttpRequest, file_id: UUID) -> File:
     file = get_or_404(File.all_objects.all(), file_id, "file")
-    file.restore()
+    if file.restore()[0]:
+        File.all_objects.filter(pk=file.pk).update(ticket_deletion=None)
     return file
 
 
-@router.post("/tickets/{ticket_id}/files/delete/", response={200: Deleted, **ERROR_RESPONSES}, auth=TICKET_SERVICE)
-def delete_ticket_files(request: HttpRequest, ticket_id: UUID) -> dict[str, Any]:
-    """Soft-delete the live files of a ticket (its deletion in ticket-service); repeating it is harmless."""
-    (total, _), stamp = File.objects.filter(ticket_id=ticket_id).soft_delete()
-    return {"deleted": total, "deleted_at": stamp}
+def _deletion_record(ticket_id: UUID) -> TicketDeletion:
+    """The ticket's deletion record, locked until the transaction ends (made on first use)."""
+    TicketDeletion.objects.get_or_create(ticket_id=ticket_id)
+    return TicketDeletion.objects.select_for_update().get(ticket_id=ticket_id)
 
 
-@router.post("/tickets/{ticket_id}/files/restore/", response={200: Restored, **ERROR_RESPONSES}, auth=TICKET_SERVICE)
-def restore_ticket_files(request: HttpRequest, ticket_id: UUID, payload: RestoreIn) -> dict[str, int]:
-    """Restore a ticket's files deleted at or after ``since`` (the ticket's deletion), not earlier ones."""
-    total, _ = File.all_objects.filter(ticket_id=ticket_id, is_deleted=True, deleted_at__gte=payload.since).restore()
-    return {"restored": total}
+def _state(record: TicketDeletion, number: int) -> dict[str, Any]:
+    held = File.all_objects.filter(ticket_id=record.ticket_id, is_deleted=True, ticket_deletion=number).count()
+    state = "superseded" if number < record.number else "restored" if record.restored else "deleted"
+    return {"deletion": number, "state": state, "files": held}
+
+
+@router.post("/tickets/{ticket_id}/files/delete/", response={200: DeletionOut, **ERROR_RESPONSES}, auth=TICKET_SERVICE)
+def delete_ticket_files(request: HttpRequest, ticket_id: UUID, payload: DeletionIn) -> dict[str, Any]:
+    """Deletion ``n`` of the ticket takes its live files, and those an older deletion of it still holds.
+
+    Idempotent, and safe out of order: a repeat, or a deletion older than one already seen, or one
+    whose restore came first, changes nothing. The answer is the deletion's state.
+    """
+    number = payload.deletion
+    with transaction.atomic():
+        record = _deletion_record(ticket_id)
+        if number > record.number:
+            record.number, record.restored = number, False
+            record.save()
+            (_, _), stamp = File.objects.filter(ticket_id=ticket_id).soft_delete()
+            taken = File.all_objects.filter(ticket_id=ticket_id, is_deleted=True)
+            if stamp is not None:
+                taken.filter(deleted_at=stamp, ticket_deletion__isnull=True).update(ticket_deletion=number)
+            taken.filter(ticket_deletion__lt=number).update(ticket_deletion=number)
+        return _state(record, number)
+
+
+@router.post("/tickets/{ticket_id}/files/restore/", response={200: DeletionOut, **ERROR_RESPONSES}, auth=TICKET_SERVICE)
+def restore_ticket_files(request: HttpRequest, ticket_id: UUID, payload: DeletionIn) -> dict[str, Any]:
+    """Undo deletion ``n`` of the ticket: exactly the files it holds come back, not those deleted on their own.
+
+    Idempotent, and safe out of order: a restore that arrives before its deletion marks it undone, so
+    the deletion changes nothing when it comes; a restore of a superseded deletion changes nothing.
+    """
+    number = payload.deletion
+    with transaction.atomic():
+        record = _deletion_record(ticket_id)
+        if number > record.number or (number == record.number and not record.restored):
+            held = File.all_objects.filter(ticket_id=ticket_id, is_deleted=True, ticket_deletion=number)
+            ids = list(held.values_list("pk", flat=True))
+            File.all_objects.filter(pk__in=ids).restore()
+            File.all_objects.filter(pk__in=ids).update(ticket_deletion=None)
+            record.number, record.restored = number, True
+            record.save()
+        return _state(record, number)

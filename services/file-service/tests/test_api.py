@@ -3,6 +3,7 @@
 import hashlib
 import uuid
 
+import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from file_service.models import File
 from file_service.storage import blob_path
@@ -47,19 +48,53 @@ def test_soft_delete_never_removes_bytes(api):
     assert api.get(f"/api/files/{body['id']}/content").status_code == 200
 
 
+def deletion(tickets, action, number, ticket=TICKET):
+    path = f"/api/tickets/{ticket}/files/{action}/"
+    return tickets.post(path, {"deletion": number}, content_type="application/json").json()
+
+
+def live_files(api, ticket=TICKET):
+    return {f["id"] for f in api.get(f"/api/files/?ticket_id={ticket}").json()["results"]}
+
+
 def test_ticket_delete_and_restore_bring_back_exactly_its_files(api, tickets):
-    """A ticket's bulk delete takes its live files; restore since that deletion spares one deleted earlier."""
+    """Deletion 1 takes the ticket's live files; its restore brings back those, not one deleted on its own."""
     early, kept_a, kept_b = (upload(api, data=bytes([i])).json()["id"] for i in range(3))
     api.delete(f"/api/files/{early}/")
     other_ticket = upload(api, ticket=str(uuid.uuid4())).json()["id"]
-    deleted = tickets.post(f"/api/tickets/{TICKET}/files/delete/").json()
-    assert deleted["deleted"] == 2
-    since = deleted["deleted_at"]
-    assert tickets.post(f"/api/tickets/{TICKET}/files/delete/").json() == {"deleted": 0, "deleted_at": None}
-    restored = tickets.post(f"/api/tickets/{TICKET}/files/restore/", {"since": since}, content_type="application/json")
-    assert restored.json() == {"restored": 2}
-    live = {f["id"] for f in api.get(f"/api/files/?ticket_id={TICKET}").json()["results"]}
-    assert live == {kept_a, kept_b} and File.objects.filter(pk=other_ticket).exists()
+    assert deletion(tickets, "delete", 1) == {"deletion": 1, "state": "deleted", "files": 2}
+    assert deletion(tickets, "delete", 1) == {"deletion": 1, "state": "deleted", "files": 2}
+    assert deletion(tickets, "restore", 1) == {"deletion": 1, "state": "restored", "files": 0}
+    assert deletion(tickets, "restore", 1) == {"deletion": 1, "state": "restored", "files": 0}
+    assert live_files(api) == {kept_a, kept_b} and File.objects.filter(pk=other_ticket).exists()
+    assert File.all_objects.get(pk=early).ticket_deletion is None
+
+
+def test_a_restore_delivered_before_its_deletion_leaves_the_files_live(api, tickets):
+    """Out of order: restore 1 then delete 1 leaves every file live, as the ticket is."""
+    files = {upload(api, data=bytes([i])).json()["id"] for i in range(2)}
+    assert deletion(tickets, "restore", 1)["state"] == "restored"
+    assert deletion(tickets, "delete", 1) == {"deletion": 1, "state": "restored", "files": 0}
+    assert live_files(api) == files
+
+
+def test_a_newer_deletion_supersedes_an_older_ones_late_restore(api, tickets):
+    """Delete 1, delete 2, then a late restore 1: the files stay deleted, held by deletion 2, until restore 2."""
+    files = {upload(api, data=bytes([i])).json()["id"] for i in range(2)}
+    deletion(tickets, "delete", 1)
+    assert deletion(tickets, "delete", 2) == {"deletion": 2, "state": "deleted", "files": 2}
+    assert deletion(tickets, "restore", 1) == {"deletion": 1, "state": "superseded", "files": 0}
+    assert deletion(tickets, "delete", 1)["state"] == "superseded" and live_files(api) == set()
+    assert deletion(tickets, "restore", 2)["state"] == "restored" and live_files(api) == files
+
+
+@pytest.mark.parametrize("number", [0, -1, 2**31, "one", None])
+def test_a_bad_deletion_number_is_400(tickets, number):
+    """A deletion number that is not a whole number from 1 to 2**31-1 is a 400 naming deletion."""
+    response = tickets.post(
+        f"/api/tickets/{TICKET}/files/delete/", {"deletion": number}, content_type="application/json"
+    )
+    assert response.status_code == 400 and response.json()["field"] == "deletion"
 
 
 def test_ticket_wide_endpoints_refuse_other_callers(api):
@@ -71,18 +106,14 @@ def test_ticket_wide_endpoints_refuse_other_callers(api):
     assert File.objects.filter(ticket_id=TICKET).count() == 1
 
 
-def test_bad_uploads_are_400(api, tickets):
-    """A missing file, a bad ticket id, a non-multipart body and a bad restore time are 400s naming the problem."""
+def test_bad_uploads_are_400(api):
+    """A missing file, a bad ticket id and a non-multipart body are 400s naming the problem."""
     no_file = api.post("/api/files/", {"ticket_id": TICKET})
     assert no_file.status_code == 400 and no_file.json()["field"] == "file"
     bad_ticket = upload(api, ticket="nope")
     assert bad_ticket.status_code == 400 and bad_ticket.json()["field"] == "ticket_id"
     not_multipart = api.post("/api/files/", {"ticket_id": TICKET}, content_type="application/json")
     assert not_multipart.status_code == 400 and not_multipart.json()["field"] == "ticket_id"
-    bad_since = tickets.post(
-        f"/api/tickets/{TICKET}/files/restore/", {"since": "yesterday"}, content_type="application/json"
-    )
-    assert bad_since.status_code == 400 and bad_since.json()["field"] == "since"
     assert api.get("/api/files/%20/").json()["field"] == "file_id"
 
 
@@ -117,13 +148,3 @@ def test_a_thousand_character_file_name_is_kept_cut_to_255(api):
     response = api.generic("POST", "/api/files/", body, content_type=f"multipart/form-data; boundary={boundary}")
     assert response.status_code == 201, response.json()
     assert response.json()["name"] == "n" * 251 + ".txt"
-
-
-def test_a_since_past_year_9999_in_utc_is_400(tickets):
-    """A restore time that overflows once converted to UTC is a 400 naming since, not an OverflowError."""
-    response = tickets.post(
-        f"/api/tickets/{TICKET}/files/restore/",
-        {"since": "9999-12-31T23:59:59.999999-23:59"},
-        content_type="application/json",
-    )
-    assert response.status_code == 400 and response.json()["field"] == "since"

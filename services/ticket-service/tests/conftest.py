@@ -7,6 +7,7 @@ from django.test import Client
 from ticket_service import upstreams
 
 from shared_core.clients import set_testing
+from shared_core.outbox.worker import Worker
 from shared_core.testing import Upstream
 
 
@@ -32,3 +33,14 @@ def neighbours(settings) -> Iterator[SimpleNamespace]:
     for client in (upstreams.users, upstreams.communications, upstreams.files):
         client.cache_clear()
     set_testing(False)
+
+
+@pytest.fixture
+def outbox(db, settings):
+    """Runs the outbox's due tasks in the test's thread, as the worker container would; returns how many ran."""
+    settings.OUTBOX_BACKOFF_BASE = 0.0  # a retry is due at once, so one drain runs every attempt
+
+    def drain() -> int:
+        return Worker(worker_id="unit-test").drain()
+
+    return drain

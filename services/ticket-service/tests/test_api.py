@@ -17,12 +17,15 @@ def create(api, key=None, **fields):
     return api.post("/api/tickets/", body, content_type="application/json", **extra)
 
 
-def test_create_checks_requester_and_notifies_once_with_a_key(api, neighbours):
-    """A ticket for a live requester is stored and its notification carries a stable Idempotency-Key."""
+def test_create_answers_pending_and_the_outbox_delivers_the_notification_once(api, neighbours, outbox):
+    """A new ticket is 201 with its notification pending; the outbox sends it once, with a stable key."""
     response = create(api)
-    assert response.status_code == 201 and response.json()["notified"] is True
+    assert response.status_code == 201
+    assert (response.json()["notification"], response.json()["notified"]) == ("pending", False)
     ticket_id = response.json()["id"]
     assert neighbours.users.hits(f"/api/users/{REQUESTER}/")[0].method == "GET"
+    assert neighbours.comms.hits("/api/notifications/") == []
+    assert outbox() == 1
     (sent,) = neighbours.comms.hits("/api/notifications/")
     assert sent.headers["Idempotency-Key"] == f"ticket-{ticket_id}-created"
     assert json.loads(sent.body) == {
@@ -30,6 +33,8 @@ def test_create_checks_requester_and_notifies_once_with_a_key(api, neighbours):
         "recipient_id": REQUESTER,
         "message": "Ticket created: Printer on fire",
     }
+    shown = api.get(f"/api/tickets/{ticket_id}/").json()
+    assert (shown["notification"], shown["notified"]) == ("delivered", True)
 
 
 def test_unknown_or_deleted_requester_is_400(api, neighbours):
@@ -56,42 +61,65 @@ def test_user_service_down_is_503_and_slow_is_504(api, neighbours, settings):
     assert Ticket.all_objects.count() == 0
 
 
-def test_notification_failure_keeps_the_ticket(api, neighbours):
-    """If communication-service fails, the ticket is still stored, marked not notified."""
-    neighbours.comms.script("/api/notifications/", Reply(500))
-    response = create(api)
-    assert response.status_code == 201 and response.json()["notified"] is False
+def test_a_failing_notification_is_retried_with_the_same_key_until_delivered(api, neighbours, outbox):
+    """communication-service failing twice leaves the ticket pending; the third attempt delivers it, same key."""
+    neighbours.comms.script("/api/notifications/", Reply(500), Reply(503), Reply(201, b"{}"))
+    ticket_id = create(api).json()["id"]
+    outbox()
+    attempts = neighbours.comms.hits("/api/notifications/")
+    assert len({hit.headers["Idempotency-Key"] for hit in attempts}) == 1
+    assert len(attempts) >= 3 and api.get(f"/api/tickets/{ticket_id}/").json()["notification"] == "delivered"
 
 
-def test_idempotency_key_replays_without_a_second_ticket_or_notification(api, neighbours):
+def test_a_refused_notification_fails_at_once_and_says_so(api, neighbours, outbox):
+    """A 404 from communication-service is not retried: the task is FAILED and the ticket says failed."""
+    neighbours.comms.script("/api/notifications/", Reply(404, b'{"error": "not_found"}'))
+    ticket_id = create(api).json()["id"]
+    outbox()
+    assert len(neighbours.comms.hits("/api/notifications/")) == 1
+    assert api.get(f"/api/tickets/{ticket_id}/").json()["notification"] == "failed"
+
+
+def test_idempotency_key_replays_without_a_second_ticket_or_notification(api, neighbours, outbox):
     """A retried POST with the same Idempotency-Key returns the first ticket and notifies once."""
     first = create(api, key="k-1")
     again = create(api, key="k-1")
     assert first.status_code == 201 and again.status_code == 200
     assert again["Idempotent-Replayed"] == "true" and again.json()["id"] == first.json()["id"]
+    assert outbox() == 1
     assert Ticket.all_objects.count() == 1 and len(neighbours.comms.hits("/api/notifications/")) == 1
 
 
-def test_delete_and_restore_carry_to_attachments(api, neighbours):
-    """Deleting a ticket soft-deletes its files in file-service; restoring sends the deletion's stamp."""
+def test_delete_and_restore_answer_at_once_and_the_outbox_carries_them_to_attachments(api, neighbours, outbox):
+    """DELETE and restore call no one; the outbox then sends deletion 1 to file-service, then its restore."""
     ticket_id = create(api).json()["id"]
+    outbox()
+    neighbours.files.script(f"/api/tickets/{ticket_id}/files/delete/", Reply(drop=True))
     assert api.delete(f"/api/tickets/{ticket_id}/").status_code == 204
-    deleted_at = Ticket.all_objects.get(pk=ticket_id).deleted_at
     assert api.get(f"/api/tickets/{ticket_id}/").status_code == 404
     assert api.post(f"/api/tickets/{ticket_id}/restore/").json()["is_deleted"] is False
+    assert neighbours.files.hits(f"/api/tickets/{ticket_id}/files/delete/") == []
+    neighbours.files.script(f"/api/tickets/{ticket_id}/files/delete/", Reply(200, b"{}"))
+    assert outbox() == 2
     (deleted,) = neighbours.files.hits(f"/api/tickets/{ticket_id}/files/delete/")
     (restored,) = neighbours.files.hits(f"/api/tickets/{ticket_id}/files/restore/")
-    assert json.loads(restored.body) == {"since": deleted_at.isoformat()}
-    assert deleted.headers["Idempotency-Key"] != restored.headers["Idempotency-Key"]
+    assert json.loads(deleted.body) == json.loads(restored.body) == {"deletion": 1}
+    assert deleted.headers["Idempotency-Key"] == f"ticket-{ticket_id}-deletion-1-delete"
+    assert restored.headers["Idempotency-Key"] == f"ticket-{ticket_id}-deletion-1-restore"
 
 
-def test_delete_is_rolled_back_when_file_service_fails(api, neighbours):
-    """If file-service cannot take the deletion, the ticket stays live and the caller gets a JSON 5xx."""
+def test_each_deletion_of_a_ticket_has_the_next_number(api, neighbours, outbox):
+    """Deleting, restoring and deleting again sends deletion 1 then deletion 2; a bulk delete enqueues per ticket."""
     ticket_id = create(api).json()["id"]
-    neighbours.files.script(f"/api/tickets/{ticket_id}/files/delete/", Reply(drop=True))
-    response = api.delete(f"/api/tickets/{ticket_id}/")
-    assert response.status_code == 503 and response.json()["error"] == "upstream_unavailable"
-    assert Ticket.objects.filter(pk=ticket_id).exists()
+    other_id = create(api).json()["id"]
+    api.delete(f"/api/tickets/{ticket_id}/")
+    api.post(f"/api/tickets/{ticket_id}/restore/")
+    Ticket.objects.filter(pk__in=[ticket_id, other_id]).delete()
+    outbox()
+    sent = [json.loads(hit.body) for hit in neighbours.files.hits(f"/api/tickets/{ticket_id}/files/delete/")]
+    assert sent == [{"deletion": 1}, {"deletion": 2}]
+    (other,) = neighbours.files.hits(f"/api/tickets/{other_id}/files/delete/")
+    assert json.loads(other.body) == {"deletion": 1}
 
 
 @pytest.mark.parametrize(

@@ -1,8 +1,7 @@
 """The JSON API of ticket-service. A ticket's requester lives in user-service, its attachments in file-service."""
 
-import logging
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 from uuid import UUID
 
 from django.db import transaction
@@ -22,11 +21,10 @@ from shared_core.api import (
     text,
     visible,
 )
-from shared_core.clients import HTTPClientError
 from ticket_service.models import Ticket
-from ticket_service.upstreams import communications, users
+from ticket_service.tasks import notify_requester
+from ticket_service.upstreams import users
 
-logger = logging.getLogger(__name__)
 router = Router(tags=["tickets"])
 
 
@@ -41,6 +39,7 @@ class TicketOut(Schema):
     title: str
     description: str
     requester_id: UUID
+    notification: Literal["pending", "delivered", "failed"]
     notified: bool
     is_deleted: bool
     deleted_at: datetime | None
@@ -57,40 +56,21 @@ def check_requester(requester_id: UUID) -> None:
     fetch_reference(users(), f"/api/users/{requester_id}/", "requester_id", "requester_id names no live user")
 
 
-def notify_requester(ticket: Ticket) -> None:
-    """Ask communication-service to notify the requester; a retry can never notify twice."""
-    payload = {
-        "ticket_id": str(ticket.id),
-        "recipient_id": str(ticket.requester_id),
-        "message": f"Ticket created: {ticket.title}",
-    }
-    try:
-        communications().post_json("/api/notifications/", payload, idempotency_key=f"ticket-{ticket.id}-created")
-    except HTTPClientError as exc:
-        logger.warning("ticket %s created but its notification failed: %s", ticket.id, exc)
-        return
-    Ticket.objects.filter(pk=ticket.pk).update(notified=True)
-    ticket.notified = True
-
-
 @router.post("/tickets/", response={200: TicketOut, 201: TicketOut, **ERROR_RESPONSES})
 def create_ticket(
     request: HttpRequest, response: HttpResponse, payload: TicketIn, key: IdempotencyKey = None
 ) -> Status[Ticket]:
-    """Create a ticket and notify its requester. With an ``Idempotency-Key``, a repeat answers 200 with the first."""
+    """Create a ticket; its notification is ``pending`` until the outbox delivers it.
+
+    With an ``Idempotency-Key``, a repeat answers 200 with the first ticket.
+    """
 
     def create(fingerprint: str) -> Ticket:
-        return Ticket.objects.create(**payload.model_dump(), idempotency_key=key, idempotency_fingerprint=fingerprint)
+        ticket = Ticket.objects.create(**payload.model_dump(), idempotency_key=key, idempotency_fingerprint=fingerprint)
+        notify_requester.enqueue(str(ticket.id))  # in create_once's transaction: stored with the ticket or not at all
+        return ticket
 
-    return create_once(
-        response,
-        Ticket,
-        key,
-        payload,
-        create,
-        check=lambda: check_requester(payload.requester_id),
-        after_create=notify_requester,
-    )
+    return create_once(response, Ticket, key, payload, create, check=lambda: check_requester(payload.requester_id))
 
 
 @router.get("/tickets/", response={200: list[TicketOut], **ERROR_RESPONSES})
@@ -107,7 +87,7 @@ def get_ticket(request: HttpRequest, ticket_id: UUID) -> Ticket:
 
 @router.delete("/tickets/{ticket_id}/", response={204: None, **ERROR_RESPONSES})
 def delete_ticket(request: HttpRequest, ticket_id: UUID) -> Status[None]:
-    """Soft-delete the ticket; its attachments follow (ticket_service.signals) or nothing changes."""
+    """Soft-delete the ticket; the outbox then deletes its attachments (ticket_service.signals)."""
     with transaction.atomic():
         get_or_404(Ticket.objects.select_for_update(), ticket_id, "ticket").soft_delete()
     return Status(204, None)
@@ -115,7 +95,7 @@ def delete_ticket(request: HttpRequest, ticket_id: UUID) -> Status[None]:
 
 @router.post("/tickets/{ticket_id}/restore/", response={200: TicketOut, **ERROR_RESPONSES})
 def restore_ticket(request: HttpRequest, ticket_id: UUID) -> Ticket:
-    """Restore the ticket and the attachments its deletion took."""
+    """Restore the ticket; the outbox then restores the attachments its deletion took."""
     with transaction.atomic():
         ticket = get_or_404(Ticket.all_objects.select_for_update(), ticket_id, "ticket")
         ticket.restore()

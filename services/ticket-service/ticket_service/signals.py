@@ -1,32 +1,30 @@
-"""Carry a ticket's soft delete and restore to its attachments in file-service.
+"""Carry a ticket's soft delete and restore to its attachments in file-service, through the outbox.
 
-The receivers run inside the deleting transaction: if file-service cannot be
-reached, the error rolls the ticket's own change back, so the two services
-never disagree. Both calls are idempotent, so they carry an Idempotency-Key
-and may be retried.
+The receivers run inside the deleting transaction and only enqueue (one row each): the ticket and its
+task are committed together or not at all, and a bulk delete of many tickets calls no one while it
+holds the database. Each deletion gets the next number of its ticket (``Ticket.deletions``); a restore
+undoes the deletion with the ticket's current number.
 """
 
 from datetime import datetime
 from typing import Any
 
+from django.db.models import F
+
 from shared_core.signals import post_restore, post_soft_delete
 from ticket_service.models import Ticket
-from ticket_service.upstreams import files
+from ticket_service.tasks import delete_attachments, restore_attachments
 
 
-def _attachments(ticket: Ticket, action: str, payload: dict[str, Any], stamp: datetime) -> None:
-    key = f"ticket-{ticket.id}-{action}-{stamp:%Y%m%dT%H%M%S%f}"
-    files().post_json(f"/api/tickets/{ticket.id}/files/{action}/", payload, idempotency_key=key)
+def on_soft_delete(sender: type[Ticket], instance: Ticket, deleted_at: datetime, **kwargs: Any) -> None:
+    tickets = Ticket.all_objects.filter(pk=instance.pk)
+    tickets.update(deletions=F("deletions") + 1)
+    delete_attachments.enqueue(str(instance.pk), tickets.values_list("deletions", flat=True).get())
 
 
-def delete_attachments(sender: type[Ticket], instance: Ticket, deleted_at: datetime, **kwargs: Any) -> None:
-    _attachments(instance, "delete", {}, deleted_at)
+def on_restore(sender: type[Ticket], instance: Ticket, deleted_at: datetime, **kwargs: Any) -> None:
+    restore_attachments.enqueue(str(instance.pk), instance.deletions)
 
 
-def restore_attachments(sender: type[Ticket], instance: Ticket, deleted_at: datetime, **kwargs: Any) -> None:
-    # Attachments were deleted by the same request, just after the ticket: restore those deleted since.
-    _attachments(instance, "restore", {"since": deleted_at.isoformat()}, deleted_at)
-
-
-post_soft_delete.connect(delete_attachments, sender=Ticket, dispatch_uid="ticket-attachments-delete")
-post_restore.connect(restore_attachments, sender=Ticket, dispatch_uid="ticket-attachments-restore")
+post_soft_delete.connect(on_soft_delete, sender=Ticket, dispatch_uid="ticket-attachments-delete")
+post_restore.connect(on_restore, sender=Ticket, dispatch_uid="ticket-attachments-restore")
