@@ -201,3 +201,26 @@ def test_the_worker_is_healthy_by_its_own_check(stack):
         assert worker.attrs["State"]["Health"]["Status"] == "healthy"
         probe = worker.exec_run(["python3", "/usr/local/bin/healthcheck"])
         assert probe.exit_code == 0, probe.output.decode()
+
+
+def test_a_stuck_worker_loop_fails_its_healthcheck_and_recovers_with_it(stack):
+    """With the worker process frozen (SIGSTOP), its heartbeat goes stale and the healthcheck fails; once it runs
+    again, the healthcheck passes. The probe is run with a 1 s limit (OUTBOX_TASK_TIMEOUT=-29) to keep this short."""
+    worker = stack.container("ticket-chaos-worker")
+    signal_worker = (
+        "import os, signal, sys; "
+        "pid = next(int(p) for p in os.listdir('/proc') if p.isdigit() and int(p) != os.getpid() "
+        "and b'outbox\\x00work' in open(f'/proc/{p}/cmdline', 'rb').read()); "
+        "os.kill(pid, getattr(signal, sys.argv[1]))"
+    )
+
+    def probe() -> int:
+        strict = {"OUTBOX_TASK_TIMEOUT": "-29"}
+        return worker.exec_run(["python3", "/usr/local/bin/healthcheck"], environment=strict).exit_code
+
+    assert worker.exec_run(["python3", "-c", signal_worker, "SIGSTOP"]).exit_code == 0
+    try:
+        eventually(lambda: probe() == 1, 30, "the healthcheck failing on a frozen loop")
+    finally:
+        assert worker.exec_run(["python3", "-c", signal_worker, "SIGCONT"]).exit_code == 0
+    eventually(lambda: probe() == 0, 30, "the healthcheck passing once the loop turns again")

@@ -235,3 +235,40 @@ def test_a_worker_turns_its_heartbeat_and_stops_on_request(tmp_path, upstream):
     worker = Worker(worker_id="loop", heartbeat=tmp_path / "beat", max_tasks=1)
     worker.run()
     assert worker.done == 1 and (tmp_path / "beat").exists() and len(upstream.hits("/hook/")) == 1
+
+
+def test_the_documented_prune_command_removes_old_finished_tasks_only(upstream):
+    """prune_db_task_results (django-tasks-db's) works on the outbox: old finished tasks go, others stay."""
+    from django.core.management import call_command
+
+    old_done, new_done, old_failed, waiting = (deliver.enqueue(upstream.url, {"n": str(i)}) for i in range(4))
+    long_ago = timezone.now() - timedelta(days=10)
+    DBTaskResult.objects.filter(pk=old_done.id).update(status="SUCCESSFUL", finished_at=long_ago)
+    DBTaskResult.objects.filter(pk=new_done.id).update(status="SUCCESSFUL", finished_at=timezone.now())
+    DBTaskResult.objects.filter(pk=old_failed.id).update(status="FAILED", finished_at=long_ago)
+    call_command("prune_db_task_results", "--queue-name", "*", "--min-age-days", "7", "--failed-min-age-days", "30")
+    kept = set(DBTaskResult.objects.values_list("pk", flat=True))
+    assert {str(pk) for pk in kept} == {new_done.id, old_failed.id, waiting.id}
+
+
+def test_the_outbox_command_shows_retries_and_works(upstream, now_retries, settings, tmp_path):
+    """`outbox status --json` counts per queue, `outbox retry` takes task ids, and `outbox work` delivers."""
+    import io
+    import json
+
+    from django.core.management import CommandError, call_command
+
+    settings.OUTBOX_MAX_ATTEMPTS = 1
+    upstream.script("/hook/", Reply(503), Reply(201, b"{}"))
+    failed = deliver.enqueue(upstream.url, {"n": "1"})
+    drain()
+    out = io.StringIO()
+    call_command("outbox", "status", "--json", stdout=out)
+    assert json.loads(out.getvalue())["queues"][0] | {"oldest_ready_age": None} == {
+        "queue": "hooks", "ready": 0, "scheduled": 0, "running": 0, "failed": 1, "oldest_ready_age": None,
+    }  # fmt: skip
+    with pytest.raises(CommandError, match="UUID"):
+        call_command("outbox", "retry", "not-a-uuid")
+    call_command("outbox", "retry", failed.id, stdout=io.StringIO())
+    call_command("outbox", "work", "--max-tasks", "1", "--heartbeat", str(tmp_path / "beat"))
+    assert status(failed.id) == "SUCCESSFUL"
