@@ -2,8 +2,9 @@
 
 Built on a pooled ``requests.Session`` and ``urllib3.util.retry.Retry``, plus
 what those lack: an overall deadline that holds whatever the upstream does,
-POST/PATCH retried only with an ``Idempotency-Key``, the request id and the
-remaining budget sent downstream, and errors that never name the token.
+POST/PATCH retried only with an ``Idempotency-Key``, the request id, the
+trace (W3C ``traceparent``, a new span per call) and the remaining budget
+sent downstream, and errors that never name the token.
 
 Callers catch ``HTTPClientError`` and its subclasses only; no requests or
 urllib3 exception leaves this module.
@@ -29,6 +30,7 @@ from urllib3.util.retry import Retry
 
 from shared_core._deadline import Call, current_call, watchdog, watched_pool_classes
 from shared_core.context import REQUEST_ID_HEADER, Deadline, get_deadline, get_request_id
+from shared_core.tracing import TRACEPARENT_HEADER, get_trace
 
 __all__ = [
     "DEFAULT_BACKOFF_FACTOR",
@@ -313,6 +315,9 @@ class HTTPClient:
         request_id = get_request_id()
         if request_id:
             headers[REQUEST_ID_HEADER] = request_id
+        trace = get_trace()
+        if trace is not None and not any(k.lower() == TRACEPARENT_HEADER for k in headers):
+            headers.update(trace.child().headers())  # each call is a new span of the trace; a caller's header wins
         if self._token:
             headers["Authorization"] = f"Bearer {self._token}"
         budget = self.deadline if deadline is _UNSET else deadline

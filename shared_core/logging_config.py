@@ -6,13 +6,14 @@ environment (``SERVICE_NAME``, ``LOG_LEVEL``, ``LOG_FORMAT``).
 
 Text lines (``LOG_FORMAT=text``, the default) all match ``TEXT_LINE_PATTERN``::
 
-    2026-11-26T07:43:49.123Z INFO service=ticket-service request_id=5f0c… logger=django.request message…
+    2026-11-26T07:43:49.123Z INFO service=ticket-service request_id=5f0c… trace_id=4bf9… logger=django.request message…
 
 JSON lines (``LOG_FORMAT=json``) are objects with the keys ``timestamp``,
-``level``, ``service``, ``logger``, ``request_id`` and ``message`` (plus
-``exception`` when there is one). A record carries the request id of the
-request it was written for (``-`` outside one), Django's own ``django.request``
-lines and gunicorn's access line included.
+``level``, ``service``, ``logger``, ``request_id``, ``trace_id`` and
+``message`` (plus ``exception`` when there is one). A record carries the
+request id and W3C trace id of the request (or outbox task) it was written for
+(``-`` outside one), Django's own ``django.request`` lines and gunicorn's
+access line included.
 
 Both formatters pass the finished line through ``redact()``: bearer tokens
 (any case, in messages and tracebacks alike) and the values of query
@@ -32,6 +33,7 @@ from typing import Any, Final
 from pythonjsonlogger.json import JsonFormatter as _JsonFormatter
 
 from shared_core.context import get_request_id
+from shared_core.tracing import get_trace, parse_traceparent
 
 __all__ = [
     "DEFAULT_LOG_FORMAT",
@@ -54,13 +56,14 @@ LOG_FORMATS: Final = ("text", "json")
 #: Every text line matches this pattern; named groups are the JSON keys.
 TEXT_LINE_PATTERN: Final = re.compile(
     r"^(?P<timestamp>\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z) (?P<level>[A-Z]+) service=(?P<service>\S+)"
-    r" request_id=(?P<request_id>\S+) logger=(?P<logger>\S+) (?P<message>.*)$"
+    r" request_id=(?P<request_id>\S+) trace_id=(?P<trace_id>\S+) logger=(?P<logger>\S+) (?P<message>.*)$"
 )
 
 _TEXT_FORMAT = (
-    "%(asctime)s.%(msecs)03dZ %(levelname)s service=%(service)s request_id=%(request_id)s logger=%(name)s %(message)s"
+    "%(asctime)s.%(msecs)03dZ %(levelname)s service=%(service)s request_id=%(request_id)s trace_id=%(trace_id)s "
+    "logger=%(name)s %(message)s"
 )
-_JSON_FORMAT = "%(levelname)s %(service)s %(name)s %(request_id)s %(message)s"
+_JSON_FORMAT = "%(levelname)s %(service)s %(name)s %(request_id)s %(trace_id)s %(message)s"
 _BEARER = re.compile(r"(?i)\b(Bearer)\s+[^\s'\",]+")
 #: A query parameter named by one of these words, alone or after a prefix (``access_token``, ``x-api-key``),
 #: has its value redacted; ``author_id`` or ``design`` keep theirs.
@@ -78,7 +81,7 @@ def redact(text: str) -> str:
 
 
 class ContextFilter(logging.Filter):
-    """Adds ``service`` and ``request_id`` to every record.
+    """Adds ``service``, ``request_id`` and ``trace_id`` to every record.
 
     It never formats the message: a record whose arguments do not fit is then
     reported by the handler, as the stdlib does, instead of raising here.
@@ -91,6 +94,8 @@ class ContextFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         record.service = self.service
         record.request_id = get_request_id() or _record_request_id(record) or "-"
+        trace = get_trace()
+        record.trace_id = trace.trace_id if trace is not None else _record_trace_id(record) or "-"
         return True
 
 
@@ -106,6 +111,13 @@ def _record_request_id(record: logging.LogRecord) -> str | None:
         return request_id
     atoms = record.args
     return atoms.get("{x-request-id}o") if isinstance(atoms, dict) else None
+
+
+def _record_trace_id(record: logging.LogRecord) -> str | None:
+    """The trace id of gunicorn's access line, from the response's ``traceresponse`` (shared_core.tracing)."""
+    atoms = record.args
+    parsed = parse_traceparent(atoms.get("{traceresponse}o")) if isinstance(atoms, dict) else None
+    return parsed[0] if parsed else None
 
 
 class TextFormatter(logging.Formatter):

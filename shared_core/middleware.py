@@ -31,6 +31,7 @@ from shared_core.context import (
     request_context,
 )
 from shared_core.db import statement_deadline
+from shared_core.tracing import TRACEPARENT_HEADER, TRACERESPONSE_HEADER, TRACESTATE_HEADER, TraceContext, trace_context
 
 __all__ = [
     "CALLER_HEADER",
@@ -60,7 +61,11 @@ def json_error(status: int, error: str, detail: str, **extra: object) -> JsonRes
 
 
 class RequestContextMiddleware:
-    """Takes ``X-Request-ID`` and ``X-Request-Deadline`` from the request and returns the id.
+    """Takes ``X-Request-ID``, ``X-Request-Deadline`` and W3C ``traceparent`` / ``tracestate`` from the request.
+
+    The response carries the request id, and the request's span as
+    ``traceresponse`` (shared_core.tracing: the caller's trace continued, or a
+    new one when none or a malformed one arrived).
 
     A missing or unsafe id is replaced by a new one. ``request.request_id``
     holds it, and ``get_request_id()`` / ``get_deadline()`` return the context
@@ -77,7 +82,9 @@ class RequestContextMiddleware:
     def __call__(self, request: HttpRequest) -> HttpResponse:
         budget = parse_budget(request.headers.get(DEADLINE_HEADER))
         deadline = Deadline.after(budget) if budget is not None else None
-        with request_context(request.headers.get(REQUEST_ID_HEADER), deadline) as request_id:
+        headers = request.headers
+        trace = TraceContext.from_headers(headers.get(TRACEPARENT_HEADER), headers.get(TRACESTATE_HEADER))
+        with request_context(headers.get(REQUEST_ID_HEADER), deadline) as request_id, trace_context(trace):
             request.request_id = request_id  # type: ignore[attr-defined]
             if deadline is not None and deadline.expired:
                 response: HttpResponse = json_error(504, "deadline_exceeded", "the caller's deadline had passed")
@@ -85,6 +92,7 @@ class RequestContextMiddleware:
                 with statement_deadline(deadline):
                     response = self.get_response(request)
             response[REQUEST_ID_HEADER] = request_id
+            response[TRACERESPONSE_HEADER] = trace.traceparent
             return response
 
     def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:

@@ -32,9 +32,10 @@ runs each task at least once; what this module adds to the packages:
   deadline, and recovery waits longer than that, so a live attempt is never
   taken over. A claim only finishes the row it claimed: an attempt that
   outlived its recovery (a paused container) cannot overwrite a newer one.
-- **Context.** The request id of the enqueuing request goes with the task;
-  the worker runs it under that id (log lines, outgoing ``X-Request-ID``)
-  and under a fresh deadline of ``OUTBOX_TASK_TIMEOUT``, never the request's.
+- **Context.** The request id and W3C trace of the enqueuing request go with
+  the task; the worker runs it under that id (log lines, outgoing
+  ``X-Request-ID``) as a new span of that trace, and under a fresh deadline
+  of ``OUTBOX_TASK_TIMEOUT``, never the request's.
 - **Visibility.** ``outbox_stats`` (``outbox status``): per queue, ready,
   scheduled (waiting for a retry), running and failed counts, and the age of
   the oldest ready task.
@@ -52,6 +53,7 @@ from django_tasks_db.backend import DatabaseBackend
 
 from shared_core.clients import HTTPClientError, HTTPStatusError
 from shared_core.context import get_request_id
+from shared_core.tracing import get_trace
 
 if TYPE_CHECKING:
     from django_tasks_db.models import DBTaskResult
@@ -128,7 +130,7 @@ def delivery_key(context: TaskContext) -> str:
 
 
 class OutboxBackend(DatabaseBackend):
-    """``django_tasks_db``'s backend that also stores the enqueuing request's id with the task.
+    """``django_tasks_db``'s backend that also stores the enqueuing request's id and trace with the task.
 
     Enqueueing is one INSERT on the default database, so it joins the caller's
     transaction: a rolled-back write takes its tasks with it.
@@ -137,12 +139,11 @@ class OutboxBackend(DatabaseBackend):
     def _task_to_db_task(self, task: Any, args: Any, kwargs: Any) -> DBTaskResult[Any, Any]:
         from django_tasks_db.models import DBTaskResult  # models need the app registry; settings import this module
 
+        trace = get_trace()
+        context = {"request_id": get_request_id(), **(trace.headers() if trace is not None else {})}
         row: DBTaskResult[Any, Any] = DBTaskResult.objects.create(
             id=self._get_id(),
-            args_kwargs={
-                **normalize_json({"args": args, "kwargs": kwargs}),
-                CONTEXT_KEY: {"request_id": get_request_id()},
-            },
+            args_kwargs={**normalize_json({"args": args, "kwargs": kwargs}), CONTEXT_KEY: context},
             priority=task.priority,
             task_path=task.module_path,
             queue_name=task.queue_name,

@@ -36,6 +36,7 @@ from shared_core.outbox import (
     is_transient,
     setting,
 )
+from shared_core.tracing import TRACEPARENT_HEADER, TRACESTATE_HEADER, TraceContext, trace_context
 
 __all__ = ["QueueStats", "Worker", "outbox_stats", "recover", "retry_failed"]
 
@@ -248,9 +249,10 @@ class Worker:
             raise
 
     def execute(self, row: DBTaskResult[Any, Any]) -> None:
-        """Run one claimed task under its request id and a fresh deadline, then record the outcome."""
+        """Run one claimed task under its request id, in its trace and with a fresh deadline; record the outcome."""
         context = row.args_kwargs.get(CONTEXT_KEY) or {}
-        with request_context(context.get("request_id"), Deadline.after(self.timeout)):
+        trace = TraceContext.from_headers(context.get(TRACEPARENT_HEADER), context.get(TRACESTATE_HEADER))
+        with request_context(context.get("request_id"), Deadline.after(self.timeout)), trace_context(trace):
             started = time.monotonic()
             try:
                 task = row.task

@@ -118,14 +118,13 @@ def test_tini_is_pid_one_and_gunicorn_uses_env_settings(run_child):
 
 
 def test_access_log_lines_use_the_shared_format_with_request_id(run_child):
-    """gunicorn's access line goes through the shared logging config and carries the request id."""
+    """gunicorn's access line goes through the shared logging config and carries the request and trace ids."""
     child = run_child()
     child.get("/healthz", headers={"X-Request-ID": "access-42"})
     child.wait_for_log("access-42")
     lines = [line for line in child.logs().splitlines() if "access-42" in line]
-    assert lines and re.match(
-        r"^\S+Z INFO service=contract-child request_id=access-42 logger=gunicorn.access ", lines[0]
-    )
+    pattern = r"^\S+Z INFO service=contract-child request_id=access-42 trace_id=[0-9a-f]{32} logger=gunicorn.access "
+    assert lines and re.match(pattern, lines[0])
 
 
 def test_docker_stop_lets_in_flight_request_finish_and_exits_zero(run_child):

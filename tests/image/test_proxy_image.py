@@ -88,7 +88,25 @@ def test_proxy_passes_requests_and_the_request_id_through(edge):
     response = edge.get("/healthz", headers={"X-Request-ID": "edge-contract-1"})
     assert response.status_code == 200 and response.json() == {"status": "ok"}
     assert response.headers["X-Request-ID"] == "edge-contract-1"
-    edge.wait_for_log("request_id=edge-contract-1 logger=nginx.access")
+    edge.wait_for_log("request_id=edge-contract-1 trace_id=")
+
+
+TRACE, PARENT = "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"
+
+
+@pytest.mark.parametrize(
+    ("traceparent", "continued"),
+    [(f"00-{TRACE}-{PARENT}-01", True), (None, False), (f"00-{'0' * 32}-{PARENT}-01", False), ("garbage", False)],
+)
+def test_the_edge_passes_a_valid_trace_on_and_starts_one_otherwise(edge, traceparent, continued):
+    """A valid traceparent reaches the service's trace; none, all-zero or malformed: the edge starts a trace,
+    and its access line and the service's name the same trace id."""
+    request_id = f"trace-{uuid.uuid4().hex}"
+    headers = {"X-Request-ID": request_id, **({"traceparent": traceparent} if traceparent else {})}
+    response = edge.get("/healthz", headers={**headers, "tracestate": "congo=t61rcWkgMzE"})
+    trace_id = response.headers["traceresponse"].split("-")[1]
+    assert (trace_id == TRACE) is continued and trace_id != "0" * 32
+    edge.wait_for_log(f"request_id={request_id} trace_id={trace_id} logger=nginx.access")
 
 
 @pytest.mark.parametrize(
@@ -123,7 +141,7 @@ def test_query_strings_and_tokens_never_reach_the_proxys_log(edge):
     edge.get(
         f"/healthz?access_token={secret}", headers={"Authorization": f"Bearer {secret}", "X-Request-ID": request_id}
     )
-    edge.wait_for_log(f"request_id={request_id} logger=nginx.access")
+    edge.wait_for_log(f"request_id={request_id} trace_id=")
     assert secret not in edge.logs()
 
 

@@ -54,10 +54,10 @@ def test_text_lines_all_match_the_shared_pattern(capture):
 
 
 def test_json_lines_have_the_fixed_keys(capture):
-    """JSON mode writes one object per line with timestamp, level, service, logger, request_id, message."""
+    """JSON mode writes one object per line with timestamp, level, service, logger, request_id, trace_id, message."""
     emit(get_logging_config("user-service", log_format="json"))
     records = [json.loads(line) for line in capture.getvalue().splitlines()]
-    keys = {"timestamp", "level", "service", "logger", "request_id", "message"}
+    keys = {"timestamp", "level", "service", "logger", "request_id", "trace_id", "message"}
     assert len(records) == 4 and all(keys <= set(r) for r in records)
     assert records[0]["service"] == "user-service" and records[0]["request_id"] == "rid-7"
     assert "ValueError" in records[2]["exception"]

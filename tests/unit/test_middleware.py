@@ -1,5 +1,7 @@
 """Request context and service token middleware, through Django's test client."""
 
+import re
+
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 from django.http import HttpResponse
@@ -126,3 +128,14 @@ def test_accepted_tokens_naming_no_token_refuse_to_start(settings):
     settings.SERVICE_ACCEPTED_TOKENS = {"ticket-service": [""]}
     with pytest.raises(ImproperlyConfigured, match="no token"):
         ServiceTokenMiddleware(lambda request: HttpResponse())
+
+
+def test_a_request_continues_the_callers_trace_or_starts_one(client):
+    """A valid traceparent is continued (same trace, new span, in traceresponse); a malformed one starts a trace."""
+    trace, parent = "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"
+    continued = client.get("/healthz", HTTP_TRACEPARENT=f"00-{trace}-{parent}-01")
+    version, trace_id, span_id, flags = continued["traceresponse"].split("-")
+    assert (version, trace_id, flags) == ("00", trace, "01") and span_id != parent
+    restarted = client.get("/healthz", HTTP_TRACEPARENT=f"00-{'0' * 32}-{parent}-01")
+    assert re.fullmatch(r"00-[0-9a-f]{32}-[0-9a-f]{16}-01", restarted["traceresponse"])
+    assert trace not in restarted["traceresponse"] and "0" * 32 not in restarted["traceresponse"]

@@ -20,6 +20,7 @@ from shared_core.context import REQUEST_ID_HEADER, request_context
 from shared_core.outbox import backoff, is_transient
 from shared_core.outbox.worker import Worker, outbox_stats, recover, retry_failed
 from shared_core.testing import Reply, Upstream
+from shared_core.tracing import TraceContext, parse_traceparent, trace_context
 from tests.testapp.tasks import broken, deliver
 
 pytestmark = pytest.mark.django_db
@@ -62,13 +63,16 @@ def test_an_enqueue_rolled_back_with_its_transaction_leaves_no_task(upstream):
     assert drain() == 0 and upstream.hits("/hook/") == []
 
 
-def test_a_delivery_carries_the_enqueuing_request_id(upstream):
-    """The worker runs a task under the request id of the request that enqueued it."""
-    with request_context("req-outbox-1"):
+def test_a_delivery_carries_the_enqueuing_request_id_and_continues_its_trace(upstream):
+    """The worker runs a task under the request id of the request that enqueued it, in the same W3C trace."""
+    enqueuing = TraceContext.start()
+    with request_context("req-outbox-1"), trace_context(enqueuing):
         result = deliver.enqueue(upstream.url, {"n": "1"})
     assert drain() == 1 and status(result.id) == "SUCCESSFUL"
     (hit,) = upstream.hits("/hook/")
     assert hit.headers[REQUEST_ID_HEADER] == "req-outbox-1"
+    trace_id, parent_id, _ = parse_traceparent(hit.headers["traceparent"])
+    assert trace_id == enqueuing.trace_id and parent_id != enqueuing.span_id
 
 
 def test_transient_failures_are_retried_with_one_key_until_success(upstream, now_retries):
