@@ -46,11 +46,13 @@ _ownership = threading.Lock()
 
 
 class Call:
-    """The state of one client call: its deadline, and whether it may be retried."""
+    """The state of one client call: its deadline, whether it may be retried, and how often it was."""
 
-    def __init__(self, deadline: Deadline | None, idempotent: bool) -> None:
+    def __init__(self, deadline: Deadline | None, idempotent: bool, upstream: str = "") -> None:
         self.deadline = deadline
         self.idempotent = idempotent
+        self.upstream = upstream
+        self.retries = 0
         self.expired = False
         self._connection: HTTPConnection | None = None
         self._finished = False

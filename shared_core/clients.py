@@ -30,6 +30,7 @@ from urllib3.util.retry import Retry
 
 from shared_core._deadline import Call, current_call, watchdog, watched_pool_classes
 from shared_core.context import REQUEST_ID_HEADER, Deadline, get_deadline, get_request_id
+from shared_core.instrumentation import CallDetails, Outcome, RetryDetails, emit_call_end, emit_retry
 from shared_core.tracing import TRACEPARENT_HEADER, get_trace
 
 __all__ = [
@@ -162,7 +163,11 @@ class _ServiceRetry(Retry):
             raise error.with_traceback(_stacktrace)
         new = super().increment(method, url, response, error, _pool, _stacktrace)
         cause = f"status {response.status}" if response is not None else type(error).__name__
-        logger.warning("retrying %s %s after %s", method, urlsplit(url or "").path, cause)
+        path = urlsplit(url or "").path
+        logger.warning("retrying %s %s after %s", method, path, cause)
+        if call is not None:
+            call.retries += 1
+            emit_retry(RetryDetails(call.upstream, method or "", path, call.retries, cause))
         return new
 
     def sleep(self, response: Any = None) -> None:
@@ -241,6 +246,7 @@ class HTTPClient:
         if parts.scheme not in ("http", "https") or not parts.netloc:
             raise ValueError(f"base_url must be an http(s) URL with a host, got {base_url!r}")
         self.base_url = base_url.rstrip("/")
+        self._upstream = parts.netloc.rpartition("@")[2]  # host[:port], never credentials: a label for hooks
         self.timeout = _check_timeout(
             _setting("HTTP_CLIENT_TIMEOUT", DEFAULT_TIMEOUT) if timeout is _UNSET else timeout
         )
@@ -325,8 +331,12 @@ class HTTPClient:
         incoming = get_deadline()
         call_deadline = call_deadline.earliest(incoming) if call_deadline else incoming
         idempotent = method in IDEMPOTENT_METHODS or any(k.lower() == IDEMPOTENCY_KEY_HEADER.lower() for k in headers)
-        call = Call(call_deadline, idempotent)
+        call = Call(call_deadline, idempotent, self._upstream)
+        started = time.monotonic()
+        outcome: Outcome = "connection_error"
+        status: int | None = None
         if call_deadline is not None and call_deadline.expired:
+            self._ended(call, method, path, "deadline_exceeded", status, started, attempts=0)
             raise HTTPDeadlineExceeded("deadline already spent before sending", method=method, path=path)
         kwargs.setdefault("timeout", self.timeout)
         token = current_call.set(call)
@@ -335,14 +345,26 @@ class HTTPClient:
             response = self._session.request(method, url, headers=headers, **kwargs)
             if call.expired:  # the watchdog cut the connection; what was read may be truncated
                 raise _DeadlineSpent
+            status = response.status_code
+            outcome = "ok" if status < 400 else "error_status"
             return response
         except _DeadlineSpent:
+            outcome = "deadline_exceeded"
             raise HTTPDeadlineExceeded("deadline spent", method=method, path=path) from None
         except requests.RequestException as exc:
-            raise _translate(exc, call, method, path) from None
+            error = _translate(exc, call, method, path)
+            outcome = _outcome(error)
+            raise error from None
         finally:
             call.finish()
             current_call.reset(token)
+            self._ended(call, method, path, outcome, status, started, attempts=call.retries + 1)
+
+    def _ended(
+        self, call: Call, method: str, path: str, outcome: Outcome, status: int | None, started: float, attempts: int
+    ) -> None:
+        seconds = time.monotonic() - started
+        emit_call_end(CallDetails(call.upstream, method, path.split("?", 1)[0], outcome, status, attempts, seconds))
 
     def get(self, path: str, **kwargs: Any) -> requests.Response:
         """GET ``path``; see ``request``."""
@@ -415,6 +437,12 @@ def _translate(exc: requests.RequestException, call: Call, method: str, path: st
     if isinstance(exc, requests.ConnectionError | requests.exceptions.ChunkedEncodingError):
         return HTTPConnectionError("connection failed or broke", method=method, path=path)
     return HTTPClientError(f"request failed ({type(exc).__name__})", method=method, path=path)
+
+
+def _outcome(error: HTTPClientError) -> Outcome:
+    if isinstance(error, HTTPDeadlineExceeded):
+        return "deadline_exceeded"
+    return "timeout" if isinstance(error, HTTPTimeoutError) else "connection_error"
 
 
 def _json_of(response: requests.Response, method: str, path: str) -> Any:

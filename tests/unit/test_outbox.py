@@ -276,3 +276,12 @@ def test_the_outbox_command_shows_retries_and_works(upstream, now_retries, setti
     call_command("outbox", "retry", failed.id, stdout=io.StringIO())
     call_command("outbox", "work", "--max-tasks", "1", "--heartbeat", str(tmp_path / "beat"))
     assert status(failed.id) == "SUCCESSFUL"
+
+
+def test_the_outbox_command_says_when_a_service_has_no_outbox():
+    """In a service without task queues, `outbox status` is a one-line error, not a traceback."""
+    from django.core.management import CommandError, call_command
+    from django.test import override_settings
+
+    with override_settings(INSTALLED_APPS=["shared_core"]), pytest.raises(CommandError, match="no outbox"):
+        call_command("outbox", "status")

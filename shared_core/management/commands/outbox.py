@@ -9,10 +9,10 @@ from argparse import ArgumentParser
 from pathlib import Path
 from typing import Any
 
+from django.apps import apps
 from django.core.management.base import BaseCommand, CommandError
 
 from shared_core.outbox import DEFAULT_HEARTBEAT_FILE
-from shared_core.outbox.worker import Worker, outbox_stats, retry_failed
 
 
 def _queues(raw: str) -> list[str]:
@@ -36,6 +36,10 @@ class Command(BaseCommand):
         retry.add_argument("ids", nargs="*", help="Only these task ids.")
 
     def handle(self, *args: Any, action: str, **options: Any) -> None:
+        if not apps.is_installed("django_tasks_db"):
+            raise CommandError("this service has no outbox: service_settings(task_queues=[...]) turns it on")
+        from shared_core.outbox.worker import retry_failed  # its models exist only where the outbox is on
+
         if action == "work":
             self.work(**options)
         elif action == "status":
@@ -51,6 +55,8 @@ class Command(BaseCommand):
     def work(self, *, queues: str, max_tasks: int | None, heartbeat: str, worker_id: str | None, **_: Any) -> None:
         if max_tasks is not None and max_tasks < 1:
             raise CommandError("--max-tasks must be at least 1")
+        from shared_core.outbox.worker import Worker
+
         worker_id = worker_id or f"{socket.gethostname()}-{uuid.uuid4().hex[:8]}"
         if len(worker_id) > 64:
             raise CommandError("--worker-id must be at most 64 characters")
@@ -62,6 +68,8 @@ class Command(BaseCommand):
         ).run()
 
     def status(self, *, as_json: bool) -> None:
+        from shared_core.outbox.worker import outbox_stats
+
         stats = outbox_stats()
         if as_json:
             self.stdout.write(json.dumps({"queues": [s.as_dict() for s in stats]}))

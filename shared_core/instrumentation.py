@@ -1,0 +1,97 @@
+"""Instrumentation hooks of HTTPClient, as stamina has them: metrics and tracing plug in without subclassing.
+
+::
+
+    class CountRetries:
+        def on_retry(self, details: RetryDetails) -> None:
+            retries.labels(details.upstream).inc()
+
+        def on_call_end(self, details: CallDetails) -> None:
+            calls.labels(details.upstream, details.outcome).inc()
+
+    set_hooks([CountRetries()])
+
+A hook has both methods. They run synchronously in the calling thread, after
+the event: ``on_retry`` each time a call is about to be sent again (before its
+backoff), ``on_call_end`` once per call, whatever its end. A hook that raises is
+logged and skipped: instrumentation never breaks a call. The details never hold
+the token, the query string or the body; ``path`` is the call's path as given
+(it may hold ids, so do not use it as a metric label).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Literal, Protocol
+
+__all__ = ["OUTCOMES", "CallDetails", "Hook", "Outcome", "RetryDetails", "get_hooks", "set_hooks"]
+
+logger = logging.getLogger(__name__)
+
+Outcome = Literal["ok", "error_status", "connection_error", "timeout", "deadline_exceeded"]
+#: Every outcome a call can end with: a response below 400, a response of 400 or more, then the three failures.
+OUTCOMES: tuple[Outcome, ...] = ("ok", "error_status", "connection_error", "timeout", "deadline_exceeded")
+
+
+@dataclass(frozen=True)
+class RetryDetails:
+    """A call about to be sent again. ``retry``: 1 for the first retry. ``cause``: e.g. ``status 503``."""
+
+    upstream: str
+    method: str
+    path: str
+    retry: int
+    cause: str
+
+
+@dataclass(frozen=True)
+class CallDetails:
+    """A call that ended. ``status``: the final response's, ``None`` without one; ``seconds``: the whole call."""
+
+    upstream: str
+    method: str
+    path: str
+    outcome: Outcome
+    status: int | None
+    attempts: int
+    seconds: float
+
+
+class Hook(Protocol):
+    def on_retry(self, details: RetryDetails) -> None: ...
+
+    def on_call_end(self, details: CallDetails) -> None: ...
+
+
+_hooks: tuple[Hook, ...] = ()
+
+
+def set_hooks(hooks: Iterable[Hook]) -> None:
+    """Replace the hooks every HTTPClient calls (an empty list removes them all)."""
+    global _hooks
+    _hooks = tuple(hooks)
+
+
+def get_hooks() -> tuple[Hook, ...]:
+    """The hooks in place, in the order they run."""
+    return _hooks
+
+
+def emit_retry(details: RetryDetails) -> None:
+    """Tell every hook about a retry (HTTPClient calls this)."""
+    for hook in _hooks:
+        try:
+            hook.on_retry(details)
+        except Exception:
+            logger.exception("instrumentation hook %r failed on a retry", hook)
+
+
+def emit_call_end(details: CallDetails) -> None:
+    """Tell every hook a call ended (HTTPClient calls this)."""
+    for hook in _hooks:
+        try:
+            hook.on_call_end(details)
+        except Exception:
+            logger.exception("instrumentation hook %r failed at a call's end", hook)
