@@ -154,6 +154,11 @@ down: ## Stop the stack (volumes are kept; `make down VOLUMES=1` removes them)
 logs: ## Follow the stack's logs
 	$(STACK) logs -f --tail 50
 
+OUTBOX ?= status
+.PHONY: outbox
+outbox: ## ticket-service's outbox: `make outbox`, `make outbox OUTBOX="status --json"`, `make outbox OUTBOX=retry`
+	$(STACK) exec -T ticket-service python3 manage.py outbox $(OUTBOX)
+
 SERVICES := user-service ticket-service communication-service file-service
 SERVICE_TEST_ENV := DJANGO_SECRET_KEY=service-unit-tests-only-0123456789abcdefghijklmnopqrstuvwxyz \
 	SERVICE_AUTH_TOKEN=service-unit-test-token
