@@ -81,17 +81,17 @@ def get_hooks() -> tuple[Hook, ...]:
 
 def emit_retry(details: RetryDetails) -> None:
     """Tell every hook about a retry (HTTPClient calls this)."""
-    for hook in _hooks:
-        try:
-            hook.on_retry(details)
-        except Exception:
-            logger.exception("instrumentation hook %r failed on a retry", hook)
+    _emit("on_retry", details)
 
 
 def emit_call_end(details: CallDetails) -> None:
     """Tell every hook a call ended (HTTPClient calls this)."""
+    _emit("on_call_end", details)
+
+
+def _emit(event: str, details: RetryDetails | CallDetails) -> None:
     for hook in _hooks:
         try:
-            hook.on_call_end(details)
+            getattr(hook, event)(details)
         except Exception:
-            logger.exception("instrumentation hook %r failed at a call's end", hook)
+            logger.exception("instrumentation hook %r failed in %s", hook, event)

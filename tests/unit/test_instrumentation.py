@@ -8,7 +8,7 @@ import pytest
 
 from shared_core.clients import HTTPClient, HTTPConnectionError, HTTPDeadlineExceeded, HTTPStatusError, set_testing
 from shared_core.instrumentation import CallDetails, RetryDetails, get_hooks, set_hooks
-from shared_core.testing import Reply, Upstream
+from shared_core.testing import Reply
 
 
 class Recorder:
@@ -39,12 +39,6 @@ def recorder() -> Iterator[Recorder]:
     yield recorder
     set_hooks([])
     set_testing(False)
-
-
-@pytest.fixture
-def upstream() -> Iterator[Upstream]:
-    with Upstream() as server:
-        yield server
 
 
 def test_two_503s_then_success_are_two_retries_and_one_call_of_three_attempts(recorder, upstream):

@@ -6,7 +6,6 @@ import importlib.machinery
 import importlib.util
 import os
 import time
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -15,24 +14,16 @@ from django.db import transaction
 from django.utils import timezone
 from django_tasks_db.models import DBTaskResult
 
-from shared_core.clients import HTTPConnectionError, HTTPStatusError, HTTPTimeoutError, set_testing
+from shared_core.clients import HTTPConnectionError, HTTPStatusError, HTTPTimeoutError
 from shared_core.context import REQUEST_ID_HEADER, request_context
 from shared_core.outbox import backoff, is_transient
 from shared_core.outbox.worker import Worker, outbox_stats, recover, retry_failed
-from shared_core.testing import Reply, Upstream
+from shared_core.testing import Reply
 from shared_core.tracing import TraceContext, parse_traceparent, trace_context
 from tests.testapp.tasks import broken, deliver
 
 pytestmark = pytest.mark.django_db
 ROOT = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture
-def upstream() -> Iterator[Upstream]:
-    set_testing(True)
-    with Upstream() as server:
-        yield server
-    set_testing(False)
 
 
 @pytest.fixture

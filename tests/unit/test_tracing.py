@@ -5,28 +5,18 @@ from __future__ import annotations
 import logging
 import logging.config
 import re
-from collections.abc import Iterator
 
 import pytest
 from opentelemetry import trace as otel_trace
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
-from shared_core.clients import HTTPClient, set_testing
+from shared_core.clients import HTTPClient
 from shared_core.logging_config import TEXT_LINE_PATTERN, get_logging_config
-from shared_core.testing import Upstream
 from shared_core.tracing import TraceContext, parse_traceparent, parse_tracestate, trace_context
 
 TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
 PARENT = "00f067aa0ba902b7"
 VALID = f"00-{TRACE}-{PARENT}-01"
-
-
-@pytest.fixture
-def upstream() -> Iterator[Upstream]:
-    set_testing(True)
-    with Upstream() as server:
-        yield server
-    set_testing(False)
 
 
 @pytest.mark.parametrize(
