@@ -27,11 +27,21 @@ from django.db.backends.base.base import BaseDatabaseWrapper
 
 from shared_core.context import Deadline, DeadlineExceeded
 
-__all__ = ["QUERY_CANCELED_SQLSTATE", "statement_deadline"]
+__all__ = ["QUERY_CANCELED_SQLSTATE", "cut_at_deadline", "statement_deadline"]
 
 #: PostgreSQL's SQLSTATE for a statement cancelled by ``statement_timeout``.
 QUERY_CANCELED_SQLSTATE: Final = "57014"
 _SET_TIMEOUT: Final = "SELECT set_config('statement_timeout', %s, false)"
+
+
+def cut_at_deadline(exc: BaseException) -> bool:
+    """Whether ``exc`` is PostgreSQL cancelling a statement at ``statement_timeout``.
+
+    Besides the statements this module wraps, that includes the COMMIT that
+    ends a transaction: it runs under the last timeout set, is cut by it as
+    well, and then the transaction is rolled back.
+    """
+    return isinstance(exc, DatabaseError) and getattr(exc.__cause__, "sqlstate", None) == QUERY_CANCELED_SQLSTATE
 
 
 class _StatementDeadline:
@@ -60,7 +70,7 @@ class _StatementDeadline:
         try:
             return execute(sql, params, many, context)
         except DatabaseError as exc:
-            if getattr(exc.__cause__, "sqlstate", None) == QUERY_CANCELED_SQLSTATE:
+            if cut_at_deadline(exc):
                 raise DeadlineExceeded("a database statement was cut at the request's deadline") from exc
             raise
 

@@ -26,11 +26,12 @@ from shared_core.context import (
     REQUEST_ID_HEADER,
     Deadline,
     DeadlineExceeded,
+    get_deadline,
     get_request_id,
     parse_budget,
     request_context,
 )
-from shared_core.db import statement_deadline
+from shared_core.db import cut_at_deadline, statement_deadline
 from shared_core.tracing import TRACEPARENT_HEADER, TRACERESPONSE_HEADER, TRACESTATE_HEADER, TraceContext, trace_context
 
 __all__ = [
@@ -96,8 +97,12 @@ class RequestContextMiddleware:
             return response
 
     def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
-        """504 JSON for work cut at the request's deadline; anything else is Django's to handle."""
-        if isinstance(exception, DeadlineExceeded):
+        """504 JSON for work cut at the request's deadline; anything else is Django's to handle.
+
+        That includes a COMMIT cut by ``statement_timeout``: PostgreSQL can act on a timer that fired during
+        the transaction's last moments while it commits, and then reports the transaction rolled back.
+        """
+        if isinstance(exception, DeadlineExceeded) or (cut_at_deadline(exception) and get_deadline() is not None):
             return json_error(504, "deadline_exceeded", "the request's deadline passed while it was served")
         return None
 

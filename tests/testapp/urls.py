@@ -28,6 +28,20 @@ def healthz(request: HttpRequest) -> HttpResponse:
     return JsonResponse({"status": "ok"})
 
 
+def cut_outside_the_wrapper(request: HttpRequest) -> HttpResponse:
+    """A statement PostgreSQL cuts at ``statement_timeout`` outside shared_core.db's wrapper, as it can cut a
+    COMMIT: Django's error, with the driver's QueryCanceled as its cause."""
+    connection.ensure_connection()
+    raw = connection.connection
+    try:
+        with connection.wrap_database_errors:
+            raw.execute("SET statement_timeout = 1")
+            raw.execute("SELECT pg_sleep(0.5)")
+    finally:
+        raw.execute("RESET statement_timeout")
+    return JsonResponse({"cut": False})
+
+
 def slow_sql(request: HttpRequest) -> HttpResponse:
     """A statement that takes ?seconds= (PostgreSQL), or one sent after sleeping that long (SQLite)."""
     seconds = float(request.GET.get("seconds", "5"))
@@ -55,6 +69,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/whoami/", whoami),
     path("api/slow-sql/", slow_sql),
+    path("api/cut-outside-the-wrapper/", cut_outside_the_wrapper),
     path("api/log-mistake/", log_mistake),
     path("api/only-tickets/", only_tickets),
     path("healthz", healthz),

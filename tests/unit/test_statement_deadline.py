@@ -32,6 +32,17 @@ def test_statement_timeout_is_reset_after_the_request(client):
         assert cursor.fetchone()[0] == "0"
 
 
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="statement_timeout is PostgreSQL's")
+def test_a_statement_timeout_outside_the_wrapper_is_504_under_a_deadline(client):
+    """PostgreSQL's statement_timeout error from outside the wrapper (a COMMIT, say) is a 504 under a deadline,
+    and stays Django's 500 without one (then it is not ours to explain)."""
+    under = client.get("/api/cut-outside-the-wrapper/", HTTP_X_REQUEST_DEADLINE="5", **AUTH)
+    assert under.status_code == 504 and under.json()["error"] == "deadline_exceeded"
+    client.raise_request_exception = False
+    without = client.get("/api/cut-outside-the-wrapper/", **AUTH)
+    assert without.status_code == 500
+
+
 def test_statement_sent_after_the_budget_is_spent_gets_504(client):
     """On any database, a statement the view sends after its budget ran out is refused: 504 JSON."""
     if connection.vendor == "postgresql":
