@@ -18,7 +18,7 @@ The worker (``shared_core.outbox.worker``, ``manage.py outbox work``, the base i
 runs each task at least once; what this module adds to the packages:
 
 - **Retries.** A transient failure (``is_transient``: connection errors,
-  timeouts, 408, 429 and 5xx) puts the same row back to READY with a
+  timeouts, 408, 425, 429 and 5xx) puts the same row back to READY with a
   ``run_after`` of full-jitter exponential backoff, until ``OUTBOX_MAX_ATTEMPTS``
   attempts were made; then, and at once for any other error, the row is
   FAILED and keeps the last error. ``retry_failed`` (``outbox retry``) gives a
@@ -87,7 +87,7 @@ DEFAULT_TASK_TIMEOUT: Final = 30.0
 DEFAULT_RECOVER_AFTER: Final = 90.0
 #: Seconds an idle worker waits before it looks for ready tasks again; ``OUTBOX_POLL_INTERVAL``.
 DEFAULT_POLL_INTERVAL: Final = 0.25
-#: The file whose modification time the worker advances on every turn of its loop (``worker-healthcheck``).
+#: The file whose modification time the worker advances on every turn of its loop (the image's ``healthcheck``).
 DEFAULT_HEARTBEAT_FILE: Final = "/tmp/outbox-worker.heartbeat"  # noqa: S108 - the container's private tmpfs
 
 #: The key of args_kwargs that carries the enqueuing request's context (the task's own args are beside it).

@@ -266,8 +266,6 @@ class Worker:
                 logger.info("outbox task %s %s delivered in %.3f s", row.task_path, row.pk, time.monotonic() - started)
             except Exception as exc:  # a task's failure is recorded, never the worker's end
                 self._failed(row, exc)
-            finally:
-                _refresh_connections()
         try:
             task_finished.send(sender=OutboxBackend, task_result=DBTaskResult.objects.get(pk=row.pk).task_result)
         except Exception:  # a receiver's bug must not stop the worker

@@ -14,7 +14,7 @@ from django.db import transaction
 from django.utils import timezone
 from django_tasks_db.models import DBTaskResult
 
-from shared_core.clients import HTTPConnectionError, HTTPStatusError, HTTPTimeoutError
+from shared_core.clients import HTTPClient, HTTPConnectionError, HTTPStatusError, HTTPTimeoutError
 from shared_core.context import REQUEST_ID_HEADER, request_context
 from shared_core.outbox import backoff, is_transient
 from shared_core.outbox.worker import Worker, outbox_stats, recover, retry_failed
@@ -140,8 +140,6 @@ def test_transport_errors_are_transient_other_exceptions_are_not(exc, transient)
 def test_statuses_408_429_and_5xx_are_transient(upstream, code, transient):
     """Only 408, 429 and 5xx answers are retried by the outbox."""
     upstream.script("/x/", Reply(code, b"{}"))
-    from shared_core.clients import HTTPClient
-
     with pytest.raises(HTTPStatusError) as raised:
         HTTPClient(upstream.url, retries=0).post_json("/x/", {})
     assert is_transient(raised.value) is transient
