@@ -32,3 +32,11 @@ worker_tmp_dir = "/dev/shm"  # noqa: S108 - writable even with a read-only root 
 accesslog = None if os.environ.get("GUNICORN_ACCESS_LOG", "1") == "0" else "-"
 access_log_format = '%(h)s "%(r)s" %(s)s %(b)s %(M)sms request_id=%({x-request-id}o)s caller=%({x-service-caller}o)s'
 logconfig_dict = get_logging_config(debug=os.environ.get("DJANGO_DEBUG") == "1")
+
+
+def child_exit(server: object, worker: object) -> None:
+    """A worker process ended: its live gauges (requests in flight) stop counting; its counters stay."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(worker.pid)  # type: ignore[attr-defined]

@@ -1,11 +1,19 @@
-"""Service throughput: wrk against ticket-service's read endpoint, with and without shared_core's middleware.
+"""Service throughput: wrk against ticket-service's read in three configurations of the same image.
 
-Both run the same ticket-service image with the same gunicorn settings; the baseline mounts
-bench/bare_settings.py, which only drops shared_core's request-context and token middleware.
+- ``everything``: the image's defaults, metrics and tracing on;
+- ``quiet``: ``METRICS_ENABLED=0`` and ``TRACING_ENABLED=0``;
+- ``bare``: bench/bare_settings.py, which drops all of shared_core's middleware: the bare view.
+
+All three run the same gunicorn settings, pinned to one CPU while wrk runs on the other, so the load
+generator never takes the server's core. Rounds are short and interleaved, their order rotated, and each
+round gives its own ratios; rounds go on until the interquartile range of every ratio is within SPREAD
+(or MAX_ROUNDS have run), and the spread is reported with the median.
 """
 
+import os
 import re
 import secrets
+import statistics
 import subprocess
 import time
 from pathlib import Path
@@ -15,12 +23,24 @@ import docker
 from bench.stats import summary
 
 DURATION = "8s"
-REPEATS = 3
 CONNECTIONS = 16
+#: One wrk run per configuration per round.
+ROUND = "3s"
+MIN_ROUNDS = 6
+MAX_ROUNDS = 24
+#: Rounds stop once the interquartile range of each per-round ratio is at most this.
+SPREAD = 0.04
+#: Server containers on one CPU, wrk on another, where the machine has two.
+SERVER_CPU, WRK_CPU = ("1", "0") if (os.cpu_count() or 1) >= 2 else (None, None)
+MODES = {
+    "everything": {},
+    "quiet": {"METRICS_ENABLED": "0", "TRACING_ENABLED": "0"},
+    "bare": {},
+}
 
 
-def start(client: docker.DockerClient, image: str, token: str, bare: bool, **extra_env: str):
-    kwargs = {}
+def start(client: docker.DockerClient, image: str, token: str, bare: bool, cpus: str | None = None, **extra_env: str):
+    kwargs: dict = {"cpuset_cpus": cpus} if cpus else {}
     environment = {
         "SERVICE_AUTH_TOKEN": token,
         "DJANGO_SECRET_KEY": secrets.token_urlsafe(50),
@@ -58,9 +78,22 @@ def start(client: docker.DockerClient, image: str, token: str, bare: bool, **ext
     return container, f"http://127.0.0.1:{port}/api/tickets/{ticket}/"
 
 
-def wrk(url: str, token: str) -> tuple[float, float]:
+def wrk(url: str, token: str, duration: str = DURATION, cpu: str | None = None) -> tuple[float, float]:
+    """Requests per second and p99 in ms of ``url`` under wrk (on CPU ``cpu`` when given); raises on any error."""
+    pinned = ["taskset", "-c", cpu] if cpu else []
+    threads = "-t1" if cpu else "-t2"
     done = subprocess.run(
-        ["wrk", "-t2", f"-c{CONNECTIONS}", f"-d{DURATION}", "--latency", "-H", f"Authorization: Bearer {token}", url],
+        [
+            *pinned,
+            "wrk",
+            threads,
+            f"-c{CONNECTIONS}",
+            f"-d{duration}",
+            "--latency",
+            "-H",
+            f"Authorization: Bearer {token}",
+            url,
+        ],
         capture_output=True,
         text=True,
         check=False,
@@ -76,28 +109,50 @@ def wrk(url: str, token: str) -> tuple[float, float]:
     return rps, p99_ms
 
 
+def spread(ratios: list[float]) -> dict[str, float]:
+    """Median, quartiles, their distance (the spread) and the extremes of per-round ratios."""
+    q1, _, q3 = statistics.quantiles(ratios, n=4, method="inclusive")
+    return {**summary(ratios), "p25": q1, "p75": q3, "iqr": q3 - q1}
+
+
 def run(image: str) -> dict:
     client = docker.from_env()
     token = secrets.token_urlsafe(24)
     containers = {}
     try:
-        for mode in ("shared_core", "bare"):
-            containers[mode] = start(client, image, token, bare=mode == "bare")
-        results: dict[str, dict[str, list[float]]] = {m: {"rps": [], "p99_ms": []} for m in containers}
-        for _, url in containers.values():
-            wrk(url, token)  # warm-up
-        for _ in range(REPEATS):
-            for mode, (_, url) in containers.items():
-                rps, p99 = wrk(url, token)
-                results[mode]["rps"].append(rps)
+        for mode, env in MODES.items():
+            # No worker recycling: a process reloading Django mid-round measures the restart, not the request.
+            containers[mode] = start(
+                client, image, token, bare=mode == "bare", cpus=SERVER_CPU, GUNICORN_MAX_REQUESTS="0", **env
+            )
+        urls = {mode: url for mode, (_, url) in containers.items()}
+        for url in urls.values():
+            wrk(url, token, ROUND, WRK_CPU)  # warm-up: every worker process loaded and its connections open
+        results: dict[str, dict[str, list[float]]] = {m: {"rps": [], "p99_ms": []} for m in urls}
+        ratios: dict[str, list[float]] = {"everything_vs_bare": [], "everything_vs_quiet": []}
+        order = list(urls)
+        for done in range(1, MAX_ROUNDS + 1):
+            order = order[1:] + order[:1] if done % 2 else order[::-1]  # every position, both directions
+            rps = {}
+            for mode in order:
+                rps[mode], p99 = wrk(urls[mode], token, ROUND, WRK_CPU)
+                results[mode]["rps"].append(rps[mode])
                 results[mode]["p99_ms"].append(p99)
+            ratios["everything_vs_bare"].append(rps["everything"] / rps["bare"])
+            ratios["everything_vs_quiet"].append(rps["everything"] / rps["quiet"])
+            if done >= MIN_ROUNDS and all(spread(r)["iqr"] <= SPREAD for r in ratios.values()):
+                break
     finally:
         for container, _ in containers.values():
             container.remove(force=True)
-    out = {mode: {k: summary(v) for k, v in values.items()} for mode, values in results.items()}
-    out["ratio_rps"] = out["shared_core"]["rps"]["median"] / out["bare"]["rps"]["median"]
+    out: dict = {mode: {k: summary(v) for k, v in values.items()} for mode, values in results.items()}
+    out["rounds"] = done
+    out["ratios"] = {name: spread(values) for name, values in ratios.items()}
+    out["ratio_rps"] = out["ratios"]["everything_vs_bare"]["median"]
+    out["on_vs_off_rps"] = out["ratios"]["everything_vs_quiet"]["median"]
     out["settings"] = {
-        "wrk": f"-t2 -c{CONNECTIONS} -d{DURATION}",
-        "gunicorn": "2 gthread workers x 4 threads (image defaults)",
+        "wrk": f"-t1 -c{CONNECTIONS} -d{ROUND} per configuration per round, on CPU {WRK_CPU}",
+        "gunicorn": f"2 gthread workers x 4 threads (image defaults), no max_requests recycling, on CPU {SERVER_CPU}",
+        "rounds": f"{MIN_ROUNDS} to {MAX_ROUNDS}, until every ratio's interquartile range is <= {SPREAD}",
     }
     return out

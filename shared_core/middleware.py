@@ -14,12 +14,14 @@ from __future__ import annotations
 
 import hmac
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import nullcontext
 from functools import wraps
 from typing import Any, Final
 
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http.request import HttpHeaders
 
 from shared_core.context import (
     DEADLINE_HEADER,
@@ -55,6 +57,11 @@ CALLER_HEADER: Final = "X-Service-Caller"
 
 View = Callable[..., HttpResponse]
 
+_DEADLINE_KEY: Final = HttpHeaders.to_wsgi_name(DEADLINE_HEADER)
+_REQUEST_ID_KEY: Final = HttpHeaders.to_wsgi_name(REQUEST_ID_HEADER)
+_TRACEPARENT_KEY: Final = HttpHeaders.to_wsgi_name(TRACEPARENT_HEADER)
+_TRACESTATE_KEY: Final = HttpHeaders.to_wsgi_name(TRACESTATE_HEADER)
+
 
 def json_error(status: int, error: str, detail: str, **extra: object) -> JsonResponse:
     """The JSON error body every shared_core response uses: ``error``, ``detail`` and ``request_id``."""
@@ -79,13 +86,17 @@ class RequestContextMiddleware:
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
+        self.tracing = getattr(settings, "TRACING_ENABLED", True)
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        budget = parse_budget(request.headers.get(DEADLINE_HEADER))
+        meta = request.META  # not request.headers, which copies every header into a new dict per request
+        budget = parse_budget(meta.get(_DEADLINE_KEY))
         deadline = Deadline.after(budget) if budget is not None else None
-        headers = request.headers
-        trace = TraceContext.from_headers(headers.get(TRACEPARENT_HEADER), headers.get(TRACESTATE_HEADER))
-        with request_context(headers.get(REQUEST_ID_HEADER), deadline) as request_id, trace_context(trace):
+        trace = None
+        if self.tracing:
+            trace = TraceContext.from_headers(meta.get(_TRACEPARENT_KEY), meta.get(_TRACESTATE_KEY))
+        traced = trace_context(trace) if trace is not None else nullcontext()
+        with request_context(meta.get(_REQUEST_ID_KEY), deadline) as request_id, traced:
             request.request_id = request_id  # type: ignore[attr-defined]
             if deadline is not None and deadline.expired:
                 response: HttpResponse = json_error(504, "deadline_exceeded", "the caller's deadline had passed")
@@ -93,7 +104,8 @@ class RequestContextMiddleware:
                 with statement_deadline(deadline):
                     response = self.get_response(request)
             response[REQUEST_ID_HEADER] = request_id
-            response[TRACERESPONSE_HEADER] = trace.traceparent
+            if trace is not None:
+                response[TRACERESPONSE_HEADER] = trace.traceparent
             return response
 
     def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:

@@ -54,8 +54,9 @@ _CALLER_NAME = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
 _DEBUG_SECRET_KEY = "debug-only-" + "x" * 50
 
 
-def _flag(env: Mapping[str, str], name: str) -> bool:
-    return env.get(name, "").lower() in ("1", "true", "yes", "on")
+def _flag(env: Mapping[str, str], name: str, *, default: bool = False) -> bool:
+    raw = env.get(name, "").lower()
+    return raw in ("1", "true", "yes", "on") if raw else default
 
 
 def _required(env: Mapping[str, str], name: str, debug: bool, debug_default: str) -> str:
@@ -131,6 +132,7 @@ def service_settings(
     # With per-caller tokens, SERVICE_AUTH_TOKEN is only what this service sends: one that calls no one needs none.
     accepted = parse_accepted_tokens(env.get("SERVICE_ACCEPTED_TOKENS", "")) or None
     outbox = _outbox_settings(env, task_queues) if task_queues else {}
+    metrics = _flag(env, "METRICS_ENABLED", default=True)
     return {
         **outbox,
         "SERVICE_NAME": service_name,
@@ -143,6 +145,7 @@ def service_settings(
         "ALLOWED_HOSTS": [h.strip() for h in env.get("DJANGO_ALLOWED_HOSTS", "*").split(",") if h.strip()],
         "INSTALLED_APPS": ["shared_core", *(["django_tasks", "django_tasks_db"] if outbox else []), *apps],
         "MIDDLEWARE": [
+            *(["shared_core.metrics.MetricsMiddleware"] if metrics else []),
             "shared_core.middleware.RequestContextMiddleware",
             "shared_core.middleware.ProtocolMiddleware",
             "django.middleware.security.SecurityMiddleware",
@@ -151,6 +154,10 @@ def service_settings(
             "django.middleware.clickjacking.XFrameOptionsMiddleware",
             "shared_core.middleware.ServiceTokenMiddleware",
         ],
+        "METRICS_ENABLED": metrics,
+        # prometheus-client reads this variable itself; start-gunicorn sets it for gunicorn's worker processes.
+        "METRICS_MULTIPROC_DIR": env.get("PROMETHEUS_MULTIPROC_DIR") or None,
+        "TRACING_ENABLED": _flag(env, "TRACING_ENABLED", default=True),
         "ROOT_URLCONF": urlconf,
         "DATABASES": {"default": database},
         "DEFAULT_AUTO_FIELD": "django.db.models.BigAutoField",

@@ -19,11 +19,11 @@ to the same trace id, and ours accepts its), so both propagate one trace.
 from __future__ import annotations
 
 import re
-import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, replace
+from random import getrandbits
 from typing import Final
 
 __all__ = [
@@ -56,11 +56,15 @@ _current: ContextVar[TraceContext | None] = ContextVar("shared_core_trace", defa
 
 
 def _new_id(nbytes: int) -> str:
-    """A random non-zero lowercase hex id (an all-zero id is invalid)."""
+    """A random non-zero lowercase hex id (an all-zero id is invalid).
+
+    Ids are unique, not secret, so ``random`` (as OpenTelemetry's SDK) and not a system call per id;
+    ``random`` reseeds itself in every forked gunicorn worker.
+    """
     while True:
-        value = secrets.token_hex(nbytes)
-        if value.strip("0"):
-            return value
+        value = getrandbits(nbytes * 8)
+        if value:
+            return f"{value:0{nbytes * 2}x}"
 
 
 def parse_traceparent(value: str | None) -> tuple[str, str, str] | None:

@@ -20,7 +20,9 @@ INSTALLED_APPS = [
     "tests.testapp",
 ]
 TASKS = {"default": {"BACKEND": "shared_core.outbox.OutboxBackend", "QUEUES": ["default", "hooks"]}}
+METRICS_ENABLED = True
 MIDDLEWARE = [
+    "shared_core.metrics.MetricsMiddleware",
     "shared_core.middleware.RequestContextMiddleware",
     "shared_core.middleware.ProtocolMiddleware",
     "django.middleware.common.CommonMiddleware",

@@ -34,10 +34,10 @@ class Broken:
 @pytest.fixture
 def recorder() -> Iterator[Recorder]:
     set_testing(True)
-    recorder = Recorder()
+    recorder, installed = Recorder(), get_hooks()
     set_hooks([recorder])
     yield recorder
-    set_hooks([])
+    set_hooks(installed)
     set_testing(False)
 
 

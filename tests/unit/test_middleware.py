@@ -7,6 +7,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.http import HttpResponse
 
 from shared_core.middleware import ServiceTokenMiddleware
+from shared_core.testing import Reply
 
 AUTH = {"HTTP_AUTHORIZATION": "Bearer unit-test-service-token"}
 
@@ -139,3 +140,14 @@ def test_a_request_continues_the_callers_trace_or_starts_one(client):
     restarted = client.get("/healthz", HTTP_TRACEPARENT=f"00-{'0' * 32}-{parent}-01")
     assert re.fullmatch(r"00-[0-9a-f]{32}-[0-9a-f]{16}-01", restarted["traceresponse"])
     assert trace not in restarted["traceresponse"] and "0" * 32 not in restarted["traceresponse"]
+
+
+def test_with_tracing_off_no_trace_is_taken_or_sent(settings, client, upstream):
+    """TRACING_ENABLED = False: no traceresponse, the view runs in no trace, and HTTPClient sends no traceparent."""
+    settings.TRACING_ENABLED = False
+    trace, parent = "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"
+    settings.TEST_UPSTREAM_URL = upstream.url
+    upstream.script("/x", Reply(200, b"{}"))
+    response = client.get("/api/t/upstream/", HTTP_TRACEPARENT=f"00-{trace}-{parent}-01", **AUTH)
+    assert response.status_code == 200 and "traceresponse" not in response and response["X-Request-ID"]
+    assert "traceparent" not in {k.lower() for k in upstream.seen[0].headers}

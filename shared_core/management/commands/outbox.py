@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from django.apps import apps
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from shared_core.outbox import DEFAULT_HEARTBEAT_FILE
@@ -29,6 +30,9 @@ class Command(BaseCommand):
         work.add_argument("--max-tasks", type=int, default=None, help="Stop after this many tasks.")
         work.add_argument("--heartbeat", default=DEFAULT_HEARTBEAT_FILE, help="File touched on every loop turn.")
         work.add_argument("--worker-id", default=None, help="Unique per worker (default: host name and a random part).")
+        work.add_argument(
+            "--metrics-port", type=int, default=None, help="Serve GET /metrics on this port (default: no metrics)."
+        )
         status = commands.add_parser("status", help="Ready, scheduled, running and failed tasks per queue.")
         status.add_argument("--json", action="store_true", help="One JSON object instead of a table.")
         retry = commands.add_parser("retry", help="Put FAILED tasks back to READY with a fresh set of attempts.")
@@ -52,7 +56,16 @@ class Command(BaseCommand):
             retried = retry_failed(queues=_queues(options["queues"]), ids=uuids)
             self.stdout.write(f"{retried} failed task(s) put back to ready")
 
-    def work(self, *, queues: str, max_tasks: int | None, heartbeat: str, worker_id: str | None, **_: Any) -> None:
+    def work(
+        self,
+        *,
+        queues: str,
+        max_tasks: int | None,
+        heartbeat: str,
+        worker_id: str | None,
+        metrics_port: int | None,
+        **_: Any,
+    ) -> None:
         if max_tasks is not None and max_tasks < 1:
             raise CommandError("--max-tasks must be at least 1")
         from shared_core.outbox.worker import Worker
@@ -60,6 +73,13 @@ class Command(BaseCommand):
         worker_id = worker_id or f"{socket.gethostname()}-{uuid.uuid4().hex[:8]}"
         if len(worker_id) > 64:
             raise CommandError("--worker-id must be at most 64 characters")
+        if metrics_port and getattr(settings, "METRICS_ENABLED", False):
+            from shared_core.metrics import serve
+
+            try:
+                serve(metrics_port)
+            except OSError as exc:
+                raise CommandError(f"--metrics-port {metrics_port}: {exc.strerror}") from None
         Worker(
             worker_id=worker_id,
             queues=_queues(queues),
