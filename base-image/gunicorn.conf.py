@@ -2,6 +2,8 @@
 
 import os
 
+from gunicorn.glogging import Logger
+
 from shared_core.logging_config import get_logging_config
 
 
@@ -29,9 +31,24 @@ max_requests = _number("GUNICORN_MAX_REQUESTS", 1000)
 max_requests_jitter = _number("GUNICORN_MAX_REQUESTS_JITTER", 100)
 control_socket = os.environ.get("GUNICORN_CONTROL_SOCKET", "/tmp/gunicorn.ctl")  # noqa: S108 - /tmp is the tmpfs
 worker_tmp_dir = "/dev/shm"  # noqa: S108 - writable even with a read-only root filesystem
-accesslog = None if os.environ.get("GUNICORN_ACCESS_LOG", "1") == "0" else "-"
+_ACCESS_LOG = os.environ.get("GUNICORN_ACCESS_LOG", "1") != "0"
+accesslog = "-" if _ACCESS_LOG else None
 access_log_format = '%(h)s "%(r)s" %(s)s %(b)s %(M)sms request_id=%({x-request-id}o)s caller=%({x-service-caller}o)s'
 logconfig_dict = get_logging_config(debug=os.environ.get("DJANGO_DEBUG") == "1")
+
+
+class SwitchableAccessLog(Logger):
+    """gunicorn's logger with an access line GUNICORN_ACCESS_LOG=0 really turns off.
+
+    With ``logconfig_dict`` set, gunicorn writes the access line whatever ``accesslog`` says.
+    """
+
+    def access(self, resp: object, req: object, environ: dict[str, object], request_time: object) -> None:
+        if _ACCESS_LOG:
+            super().access(resp, req, environ, request_time)
+
+
+logger_class = SwitchableAccessLog
 
 
 def child_exit(server: object, worker: object) -> None:

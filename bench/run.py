@@ -293,7 +293,7 @@ def main() -> None:
         ("startup", lambda: images.startup(engine, base, __version__, compose)),
         ("client", client_bench.run),
         ("throughput", lambda: throughput.run(f"shared-core/ticket-service:{__version__}")),
-        ("profile", lambda: in_process("profile")),
+        ("profile", lambda: in_process("profiling")),
         ("edge", lambda: edge.run(f"shared-core/ticket-service:{__version__}", proxy, root)),
         ("soft_delete", lambda: on_both_databases("softdelete")),
         ("outbox", lambda: on_both_databases("outbox")),

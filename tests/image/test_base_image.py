@@ -127,6 +127,15 @@ def test_access_log_lines_use_the_shared_format_with_request_id(run_child):
     assert lines and re.match(pattern, lines[0])
 
 
+def test_gunicorn_access_log_0_turns_the_access_line_off(run_child):
+    """GUNICORN_ACCESS_LOG=0: requests leave no access line, while the service's own lines still appear."""
+    child = run_child(environment={"GUNICORN_ACCESS_LOG": "0"})
+    child.get("/healthz", headers={"X-Request-ID": "quiet-1"})
+    child.get("/slow?seconds=0", headers={"X-Request-ID": "quiet-2"})
+    child.wait_for_log("request_id=quiet-2")
+    assert "logger=gunicorn.access" not in child.logs()
+
+
 def test_docker_stop_lets_in_flight_request_finish_and_exits_zero(run_child):
     """docker stop during a 3 s request: the request completes, and the container exits 0 well before the kill."""
     child = run_child()

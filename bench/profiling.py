@@ -6,7 +6,7 @@ report is per request: microseconds with everything on and with no shared_core m
 the profiler), then under cProfile the cumulative time of each shared_core middleware (which includes the
 layers it wraps) and the functions of shared_core that cost most on their own.
 
-Run as ``python -m bench.profile <sqlite path>``; prints JSON.
+Run as ``python -m bench.profiling <sqlite path>``; prints JSON.
 """
 
 from __future__ import annotations
