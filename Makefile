@@ -196,18 +196,23 @@ root-image: ## Build the Debian trixie root image offline with debootstrap (once
 	else tools/build-rootfs $(ROOT_IMAGE) trixie; fi
 
 .PHONY: base
-base: root-image wheelhouse ## Build the base image shared-core/base:<version>
-	docker build --file Dockerfile.base --tag $(BASE_IMAGE) \
-	  --build-arg ROOT_IMAGE=$(ROOT_IMAGE) --build-arg VERSION=$(VERSION) --build-arg REVISION=$(REVISION) \
-	  --build-arg CREATED=$(CREATED) --build-arg SOURCE=$(SOURCE) \
-	  --build-arg PYTHON_VERSION=$$(docker run --rm --entrypoint python3 $(ROOT_IMAGE) -c 'import platform; print(platform.python_version())') \
-	  --build-arg DJANGO_VERSION=$(DJANGO_VERSION) .
+base: root-image wheelhouse ## Build the base image shared-core/base:<version> and its builder variant <version>-dev
+	@python=$$(docker run --rm --entrypoint python3 $(ROOT_IMAGE) -c 'import platform; print(platform.python_version())'); \
+	for target in base dev; do \
+	  suffix=$$([[ $$target == dev ]] && echo -dev || true); \
+	  docker build --file Dockerfile.base --target $$target --tag $(BASE_IMAGE)$$suffix \
+	    --build-arg ROOT_IMAGE=$(ROOT_IMAGE) --build-arg VERSION=$(VERSION) --build-arg REVISION=$(REVISION) \
+	    --build-arg CREATED=$(CREATED) --build-arg SOURCE=$(SOURCE) --build-arg PYTHON_VERSION=$$python \
+	    --build-arg DJANGO_VERSION=$(DJANGO_VERSION) . ; \
+	done
 
 .PHONY: publish
-publish: ## Push the base image to REGISTRY=host:port; its digest goes to build/base-image.digest
+publish: ## Push the base image (and its -dev tag) to REGISTRY=host:port; the base's digest goes to build/base-image.digest
 	@[[ -n "$(REGISTRY)" ]] || { echo "usage: make publish REGISTRY=host:port" >&2; exit 2; }
 	docker tag $(BASE_IMAGE) $(REGISTRY)/$(BASE_IMAGE)
 	docker push $(REGISTRY)/$(BASE_IMAGE) | tail -n 1
+	@if docker image inspect $(BASE_IMAGE)-dev >/dev/null 2>&1; then \
+	  docker tag $(BASE_IMAGE)-dev $(REGISTRY)/$(BASE_IMAGE)-dev && docker push $(REGISTRY)/$(BASE_IMAGE)-dev | tail -n 1; fi
 	@mkdir -p build
 	@digest=$$(docker image inspect --format '{{range .RepoDigests}}{{println .}}{{end}}' $(REGISTRY)/$(BASE_IMAGE) \
 	  | sed -n 's|^$(REGISTRY)/$(BASE_REPO)@||p' | head -n 1); \

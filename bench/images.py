@@ -77,6 +77,8 @@ def builds(version: str) -> dict:
         "-q",
         "-f",
         "Dockerfile.base",
+        "--target",
+        "base",
         "-t",
         base,
         "--build-arg",

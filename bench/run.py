@@ -89,7 +89,7 @@ def table(r: dict) -> str:
     added = size["service_added_mb"]
     cold = build["cold"]
     rates = {k: v["median"] for k, v in cl["calls_per_second"].items()}
-    ours, bare = (tp[m] for m in ("shared_core", "bare"))
+    ours, bare = (tp[m] for m in ("everything", "bare"))
     rows = [
         ("Base image size", f"{size['base_mb']:.1f} MB", "≤ 120 MB", ok(size["base_mb"] <= 120)),
         (

@@ -54,6 +54,7 @@ from shared_core.clients import (
     HTTPStatusError,
     HTTPTimeoutError,
 )
+from shared_core.db import schema_is_current
 from shared_core.middleware import json_error, match_token
 from shared_core.models import BaseModel as SoftDeleteModel
 
@@ -269,13 +270,17 @@ def service_api(service_name: str, *routers: tuple[str, Router]) -> NinjaAPI:
 
     @api.get("/readyz", auth=None, response={200: Health, 503: ErrorOut}, tags=["health"])
     def readyz(request: HttpRequest) -> Any:
-        """Readiness: every configured database answers ``SELECT 1``; 503 otherwise."""
+        """Readiness: every configured database answers ``SELECT 1`` and the default one has every migration
+        of this code applied; 503 otherwise (a replica started before its release's migrations ran waits)."""
         try:
             for alias in connections:
                 with connections[alias].cursor() as cursor:
                     cursor.execute("SELECT 1")
+            current = schema_is_current()
         except DatabaseError:
             raise APIError(503, "not_ready", "the database is not reachable") from None
+        if not current:
+            raise APIError(503, "schema_behind", "this release's migrations are not applied yet")
         return {"status": "ready"}
 
     for prefix, router in routers:

@@ -13,6 +13,9 @@ The cost, only for requests that carry a deadline: one ``set_config`` round
 trip before each PostgreSQL statement (a per-statement value, because a
 rolled-back transaction also rolls back a session setting), and one
 ``RESET statement_timeout`` per connection at the end.
+
+``schema_is_current()`` tells readiness whether this code's migrations are
+all applied, so a replica that started before its release migrated waits.
 """
 
 from __future__ import annotations
@@ -22,16 +25,18 @@ from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from typing import Any, Final
 
-from django.db import DatabaseError, connections
+from django.db import DEFAULT_DB_ALIAS, DatabaseError, connections
 from django.db.backends.base.base import BaseDatabaseWrapper
+from django.db.migrations.executor import MigrationExecutor
 
 from shared_core.context import Deadline, DeadlineExceeded
 
-__all__ = ["QUERY_CANCELED_SQLSTATE", "cut_at_deadline", "statement_deadline"]
+__all__ = ["QUERY_CANCELED_SQLSTATE", "cut_at_deadline", "schema_is_current", "statement_deadline"]
 
 #: PostgreSQL's SQLSTATE for a statement cancelled by ``statement_timeout``.
 QUERY_CANCELED_SQLSTATE: Final = "57014"
 _SET_TIMEOUT: Final = "SELECT set_config('statement_timeout', %s, false)"
+_current_schemas: set[str] = set()
 
 
 def cut_at_deadline(exc: BaseException) -> bool:
@@ -42,6 +47,21 @@ def cut_at_deadline(exc: BaseException) -> bool:
     well, and then the transaction is rolled back.
     """
     return isinstance(exc, DatabaseError) and getattr(exc.__cause__, "sqlstate", None) == QUERY_CANCELED_SQLSTATE
+
+
+def schema_is_current(alias: str = DEFAULT_DB_ALIAS) -> bool:
+    """Whether every migration this code has is applied on ``alias`` (the code's schema is not ahead of it).
+
+    Once true it stays true for the process without asking again: migrations only move forward while a
+    release runs. Raises ``DatabaseError`` when the database does not answer.
+    """
+    if alias in _current_schemas:
+        return True
+    executor = MigrationExecutor(connections[alias])
+    if executor.migration_plan(executor.loader.graph.leaf_nodes()):
+        return False
+    _current_schemas.add(alias)
+    return True
 
 
 class _StatementDeadline:

@@ -228,3 +228,21 @@ def test_the_api_checks_the_token_itself_without_the_middleware(settings):
     assert Client(HTTP_AUTHORIZATION=f"Bearer {TOKEN}").get("/api/t/authors/").status_code == 200
     refused = Client(HTTP_AUTHORIZATION="Bearer wrong").get("/api/t/authors/")
     assert refused.status_code == 401 and refused.json()["error"] == "unauthorized"
+
+
+@pytest.mark.django_db
+def test_readyz_is_503_while_this_releases_migrations_are_not_applied(client, monkeypatch):
+    """With one of the code's migrations unrecorded, /readyz is 503 schema_behind; recorded again, it is ready."""
+    from django.db import connection
+    from django.db.migrations.recorder import MigrationRecorder
+
+    from shared_core import db
+
+    monkeypatch.setattr(db, "_current_schemas", set())
+    recorder = MigrationRecorder(connection)
+    latest = recorder.migration_qs.order_by("-id").first()
+    recorder.record_unapplied(latest.app, latest.name)
+    behind = client.get("/readyz")
+    assert behind.status_code == 503 and behind.json()["error"] == "schema_behind"
+    recorder.record_applied(latest.app, latest.name)
+    assert client.get("/readyz").json() == {"status": "ready"}
