@@ -18,6 +18,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import dj_database_url
@@ -38,6 +39,7 @@ __all__ = [
     "DEFAULT_CONN_MAX_AGE",
     "DEFAULT_DATABASE_URL",
     "DEFAULT_UPLOAD_MAX_BYTES",
+    "SECRET_VARIABLES",
     "parse_accepted_tokens",
     "service_settings",
 ]
@@ -49,9 +51,32 @@ DEFAULT_UPLOAD_MAX_BYTES = 10 * 1024 * 1024
 #: Seconds a PostgreSQL connection is kept between requests; each reuse is health-checked first.
 DEFAULT_CONN_MAX_AGE = 60
 
+#: Variables that may name a file holding the value instead (``NAME_FILE``), as Swarm and Kubernetes mount secrets.
+SECRET_VARIABLES = ("DJANGO_SECRET_KEY", "SERVICE_AUTH_TOKEN", "SERVICE_ACCEPTED_TOKENS", "DATABASE_URL")
+
 _CALLER_NAME = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
 
 _DEBUG_SECRET_KEY = "debug-only-" + "x" * 50
+
+
+def _with_secret_files(env: Mapping[str, str]) -> dict[str, str]:
+    """``env`` with each of ``SECRET_VARIABLES`` read from the file its ``NAME_FILE`` names (trailing newline dropped).
+
+    Setting both ``NAME`` and ``NAME_FILE``, or naming a file that cannot be read, raises
+    ``ImproperlyConfigured`` naming the variable and the path, never a value.
+    """
+    resolved = dict(env)
+    for name in SECRET_VARIABLES:
+        path = env.get(f"{name}_FILE")
+        if not path:
+            continue
+        if env.get(name):
+            raise ImproperlyConfigured(f"set {name} or {name}_FILE, not both")
+        try:
+            resolved[name] = Path(path).read_text(encoding="utf-8").rstrip("\r\n")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ImproperlyConfigured(f"{name}_FILE: cannot read {path} ({type(exc).__name__})") from None
+    return resolved
 
 
 def _flag(env: Mapping[str, str], name: str, *, default: bool = False) -> bool:
@@ -113,9 +138,10 @@ def service_settings(
     ``apps``: the service's own apps, added after ``shared_core``.
     ``task_queues``: the outbox queues of the service's tasks (shared_core.outbox);
     empty means the service enqueues none and gets no task tables. ``env``:
-    the environment to read (``os.environ`` when ``None``).
+    the environment to read (``os.environ`` when ``None``); each of
+    ``SECRET_VARIABLES`` may come from a file instead (``DJANGO_SECRET_KEY_FILE=/run/secrets/key``).
     """
-    env = os.environ if env is None else env
+    env = _with_secret_files(os.environ if env is None else env)
     debug = _flag(env, "DJANGO_DEBUG")
     database = dj_database_url.parse(
         env.get("DATABASE_URL") or DEFAULT_DATABASE_URL, conn_max_age=DEFAULT_CONN_MAX_AGE, conn_health_checks=True

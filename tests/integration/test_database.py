@@ -44,3 +44,33 @@ def test_postgres_restart_costs_no_failed_request(stack):
     eventually(delivered, 60, "a notification delivered after the restart")
     for worker in stack.containers("ticket-worker"):
         assert worker.attrs["State"]["Running"] and workers[worker.name] == worker.attrs["State"]["StartedAt"]
+
+
+def test_postgres_takes_its_password_from_a_secret_file(stack, tmp_path):
+    """POSTGRES_PASSWORD_FILE, as Swarm and Kubernetes mount secrets: the password in the file opens a session,
+    another is refused, and the value never reaches the container's environment."""
+    secret = tmp_path / "postgres-password"
+    secret.write_text("from-a-secret-file\n")
+    secret.chmod(0o644)
+    image = stack.container("postgres").image.id
+    container = stack.client.containers.run(
+        image,
+        detach=True,
+        environment={"POSTGRES_PASSWORD_FILE": "/run/secrets/postgres-password", "POSTGRES_DATABASES": "probe"},
+        volumes={str(secret): {"bind": "/run/secrets/postgres-password", "mode": "ro"}},
+        tmpfs={"/tmp": "", "/run/postgresql": "", "/var/lib/postgresql/data": "uid=100,gid=102,mode=0700"},
+    )
+    try:
+
+        def session(password: str) -> int | None:
+            query = ["psql", "-h", "127.0.0.1", "-U", "postgres", "-d", "probe", "-tAc", "SELECT 1"]
+            result = container.exec_run(query, environment={"PGPASSWORD": password})
+            return result.exit_code if b"starting up" not in result.output else None
+
+        status = eventually(
+            lambda: session("from-a-secret-file") == 0 or None, 60, "PostgreSQL with the file's password"
+        )
+        assert status and session("not-the-password") not in (0, None)
+        assert "from-a-secret-file" not in str(container.attrs["Config"]["Env"])
+    finally:
+        container.remove(force=True)

@@ -91,3 +91,28 @@ def test_task_queues_turn_the_outbox_on_with_checked_timings():
         with pytest.raises(ImproperlyConfigured, match="OUTBOX_"):
             service_settings("svc", apps=[], urlconf="u", task_queues=["q"], env={**SECRETS, **env})
     assert "TASKS" not in make(**SECRETS)
+
+
+def test_secrets_can_come_from_files_as_swarm_and_kubernetes_mount_them(tmp_path):
+    """NAME_FILE supplies NAME from a file (its trailing newline dropped), for every secret variable."""
+    (tmp_path / "key").write_text("k" * 50 + "\n")
+    (tmp_path / "accepted").write_text("operator=op-token,ticket-service=ticket-token\n")
+    (tmp_path / "db").write_text("postgres://u:secret@db:5432/svc")
+    settings = make(
+        DJANGO_SECRET_KEY_FILE=str(tmp_path / "key"),
+        SERVICE_ACCEPTED_TOKENS_FILE=str(tmp_path / "accepted"),
+        DATABASE_URL_FILE=str(tmp_path / "db"),
+    )
+    assert settings["SECRET_KEY"] == "k" * 50
+    assert settings["SERVICE_ACCEPTED_TOKENS"] == {"operator": ["op-token"], "ticket-service": ["ticket-token"]}
+    assert settings["DATABASES"]["default"]["PASSWORD"] == "secret"
+
+
+def test_a_secret_file_that_is_missing_or_doubled_is_named_without_its_value(tmp_path):
+    """An unreadable NAME_FILE, or NAME and NAME_FILE both set, is ImproperlyConfigured naming the variable only."""
+    with pytest.raises(ImproperlyConfigured, match=r"DJANGO_SECRET_KEY_FILE: cannot read .*nowhere") as missing:
+        make(DJANGO_SECRET_KEY_FILE=str(tmp_path / "nowhere"), SERVICE_AUTH_TOKEN="t")
+    (tmp_path / "token").write_text("file-token-value")
+    with pytest.raises(ImproperlyConfigured, match="SERVICE_AUTH_TOKEN or SERVICE_AUTH_TOKEN_FILE") as doubled:
+        make(**SECRETS, SERVICE_AUTH_TOKEN_FILE=str(tmp_path / "token"))
+    assert "file-token-value" not in str(doubled.value) and "k" * 50 not in str(missing.value)
