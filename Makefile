@@ -159,6 +159,12 @@ OUTBOX ?= status
 outbox: ## ticket-service's outbox: `make outbox`, `make outbox OUTBOX="status --json"`, `make outbox OUTBOX=retry`
 	$(STACK) exec -T ticket-service python3 manage.py outbox $(OUTBOX)
 
+SERVICE ?= ticket-service
+.PHONY: metrics
+metrics: ## A service's Prometheus metrics, read on its own port inside the stack: `make metrics SERVICE=user-service`
+	$(STACK) exec -T $(SERVICE) python3 -c \
+	  "import urllib.request; print(urllib.request.urlopen('http://127.0.0.1:8000/metrics').read().decode(), end='')"
+
 SERVICES := user-service ticket-service communication-service file-service
 SERVICE_TEST_ENV := DJANGO_SECRET_KEY=service-unit-tests-only-0123456789abcdefghijklmnopqrstuvwxyz \
 	SERVICE_AUTH_TOKEN=service-unit-test-token
