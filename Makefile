@@ -87,6 +87,17 @@ test-integration: venv ## The cross-container suite: pytest-docker runs the stac
 	DB=$(DB) SHARED_CORE_BASE_IMAGE=$(BASE_IMAGE) $(PYTEST) $(INTEGRATION_TESTS) -p no:django -W ignore::pytest.PytestConfigWarning \
 	  --junitxml=$(RESULTS)/integration-$(DB).xml $(PYTEST_ARGS)
 
+.PHONY: test-swarm
+test-swarm: venv ## The Swarm suite: rollouts, a broken rollout, replica loss and a database restart on a real swarm
+	@mkdir -p $(RESULTS)
+	@if ! docker info >/dev/null 2>&1; then \
+	  if [[ -n "$${CI:-}" ]]; then echo "test-swarm: CI needs a Docker engine and none answers" >&2; exit 1; fi; \
+	  echo "test-swarm: SKIPPED, no Docker engine answers (outside CI this is not a failure)"; exit 0; \
+	fi; \
+	$(MAKE) --no-print-directory images; \
+	SHARED_CORE_BASE_IMAGE=$(BASE_IMAGE) ROOT_IMAGE=$(ROOT_IMAGE) tools/with-registry \
+	  $(PYTEST) tests/swarm -p no:django -W ignore::pytest.PytestConfigWarning --junitxml=$(RESULTS)/swarm.xml
+
 LOG_TESTS := tests/integration/test_logging_and_security.py
 .PHONY: test-integration-postgres
 test-integration-postgres: ## Soft delete, the outbox, a database restart and the contract fuzzing on PostgreSQL, JSON logs
@@ -97,7 +108,7 @@ test-integration-postgres: ## Soft delete, the outbox, a database restart and th
 	  $(LOG_TESTS)::test_one_request_id_appears_in_three_services_logs"
 
 .PHONY: test
-test: lint test-unit test-services test-unit-postgres test-image test-integration test-integration-postgres ## Everything
+test: lint test-unit test-services test-unit-postgres test-image test-integration test-integration-postgres test-swarm ## Everything
 
 # The stack: docker compose (v2) where it exists, else docker-compose (v1).
 COMPOSE := $(shell if docker compose version >/dev/null 2>&1; then echo "docker compose"; else echo docker-compose; fi)
@@ -243,11 +254,39 @@ print-base-image: ## Print the base image reference services build FROM
 	@echo $(BASE_IMAGE)
 
 .PHONY: bench
-bench: base proxy stack-secrets ## Benchmarks side by side (under 15 min): writes bench/results/ and the README table
+bench: images stack-secrets ## Benchmarks side by side (under 20 min): writes bench/results/ and the README table
 	@command -v wrk >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; }
 	$(STACK) build
 	SHARED_CORE_BASE_IMAGE=$(BASE_IMAGE) SHARED_CORE_PROXY_IMAGE=$(PROXY_IMAGE) ROOT_IMAGE=$(ROOT_IMAGE) \
-	  COMPOSE="$(COMPOSE)" $(BIN)/python -m bench.run
+	  COMPOSE="$(COMPOSE)" tools/with-registry $(BIN)/python -m bench.run
+
+# The Swarm stack (compose/stack.yaml, tools/swarm): images by digest from REGISTRY=host:port, or from a
+# throwaway registry on 127.0.0.1 when none is given (enough for this single node: it keeps the images).
+SWARM_STACK ?= shared-core
+SWARM = set -a && source compose/.env && set +a && STACK=$(SWARM_STACK) VERSION=$(VERSION) \
+	$(if $(REGISTRY),REGISTRY=$(REGISTRY),tools/with-registry) tools/swarm
+
+.PHONY: images
+images: base proxy root-postgres-image ## Build every image the Swarm stack runs: the services FROM the base, PostgreSQL
+	@for s in $(SERVICES); do \
+	  docker build --quiet --tag shared-core/$$s:$(VERSION) --build-arg BASE_IMAGE=$(BASE_IMAGE) services/$$s; done
+	@docker build --quiet --tag shared-core/postgres:$(VERSION) --build-arg ROOT_IMAGE=$(POSTGRES_ROOT_IMAGE) compose/postgres
+
+.PHONY: deploy
+deploy: images stack-secrets ## Deploy the stack on Docker Swarm (joins a single-node swarm if none), migrate once, wait
+	$(SWARM) deploy
+
+.PHONY: rollout
+rollout: images stack-secrets ## Roll the services onto this tree's images (after a new base): start-first, auto-rollback
+	$(SWARM) rollout
+
+.PHONY: rollback
+rollback: ## Roll every service of the stack back to its previous images, by hand
+	STACK=$(SWARM_STACK) tools/swarm rollback
+
+.PHONY: undeploy
+undeploy: ## Remove the stack and its secrets (`VOLUMES=1`: its data too); leave the swarm if `make deploy` made it
+	STACK=$(SWARM_STACK) VOLUMES=$(VOLUMES) tools/swarm undeploy
 
 .PHONY: print-version
 print-version: ## Print the one version of shared_core and the base image

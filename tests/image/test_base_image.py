@@ -104,6 +104,21 @@ def test_read_only_root_serves_and_turns_healthy(run_child):
     assert [line for line in child.logs().splitlines() if " ERROR " in line] == []
 
 
+def test_healthcheck_asks_readiness_until_ready_once_then_only_liveness(run_child):
+    """With HEALTHCHECK_READY_PATH, the probe fails until that path has answered 2xx once, and not after it."""
+    child = run_child(wait=False, environment={"HEALTHCHECK_READY_PATH": "/readyz", "HEALTHCHECK_TIMEOUT": "5"})
+    child.wait_for_log("Booting worker")
+    probe = ["python3", "/usr/local/bin/healthcheck"]
+    not_ready = child.container.exec_run(probe)
+    assert not_ready.exit_code == 1 and b"/readyz" in not_ready.output, not_ready
+    child.container.exec_run(["touch", "/tmp/ready"])
+    assert child.container.exec_run(probe).exit_code == 0
+    child.container.exec_run(["rm", "/tmp/ready"])
+    assert child.get("/readyz").status_code == 503
+    assert child.container.exec_run(probe).exit_code == 0  # a database outage later restarts nothing
+    child.wait_healthy()
+
+
 def test_tini_is_pid_one_and_gunicorn_uses_env_settings(run_child):
     """tini is PID 1; WEB_CONCURRENCY sets gunicorn's worker count."""
     child = run_child(environment={"WEB_CONCURRENCY": "3"})

@@ -1,6 +1,7 @@
 """A one-file Django service for the base image's contract tests: settings, views and WSGI app."""
 
 import logging
+import os
 import time
 
 from django.core.wsgi import get_wsgi_application
@@ -23,6 +24,12 @@ def healthz(request: HttpRequest) -> JsonResponse:
     return JsonResponse({"status": "ok"})
 
 
+def readyz(request: HttpRequest) -> JsonResponse:
+    """Ready while /tmp/ready exists: a test turns readiness on and off."""
+    ready = os.path.exists("/tmp/ready")
+    return JsonResponse({"ready": ready}, status=200 if ready else 503)
+
+
 def slow(request: HttpRequest) -> JsonResponse:
     seconds = float(request.GET.get("seconds", "2"))
     logging.getLogger("contract").warning("slow request started")
@@ -30,5 +37,5 @@ def slow(request: HttpRequest) -> JsonResponse:
     return JsonResponse({"slept": seconds})
 
 
-urlpatterns = [path("healthz", healthz), path("slow", slow)]
+urlpatterns = [path("healthz", healthz), path("readyz", readyz), path("slow", slow)]
 application = get_wsgi_application()
