@@ -18,7 +18,7 @@ from pathlib import Path
 import docker
 
 from bench import client as client_bench
-from bench import edge, images, resilience, throughput
+from bench import edge, images, resilience, swarm, throughput
 from shared_core import __version__
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -248,6 +248,32 @@ def table(r: dict) -> str:
             ok(paused["max"] <= res["paused_bound_s"] + 0.5),
         ),
     ]
+    if "swarm" in r:
+        sw = r["swarm"]
+        rollout, kills = sw["during_rollout"], sw["during_kills"]
+        rows += [
+            (
+                "Swarm: ticket-service read through the proxy, 2 replicas vs 1 (wrk and all on 2 cores)",
+                ratio(sw["rps_2_replicas"]["median"], sw["rps_1_replica"]["median"], "req/s", 0)
+                + f"; per-round ratio min {sw['two_vs_one']['min']:.2f}, max {sw['two_vs_one']['max']:.2f}",
+                "reported",
+                "",
+            ),
+            ("Swarm: full rollout of the four services and the worker", f"{sw['rollout_s']:.0f} s", "reported", ""),
+            (
+                "Swarm: a killed ticket-service replica replaced and healthy",
+                fmt(sw["replace_killed_replica_s"], "s", 1),
+                "reported",
+                "",
+            ),
+            (
+                "Swarm: failed reads through the proxy during the rollout; during the kills (slowest read)",
+                f"{failed(rollout)} of {rollout['requests']} ({rollout['max_latency_s']:.1f} s); "
+                f"{failed(kills)} of {kills['requests']} ({kills['max_latency_s']:.1f} s)",
+                "0",
+                ok(failed(rollout) + failed(kills) == 0),
+            ),
+        ]
     m = r["machine"]
     lines = [
         f"Latest run: {r['date']}, shared_core {r['version']}, {m['cores']} cores of {m['cpu']}, "
@@ -263,6 +289,11 @@ def table(r: dict) -> str:
     for vendor, d in r["soft_delete"].items():
         lines.append(f"\nQuery plan of the newest live page on {vendor}: `{' / '.join(d['newest_page_plan'])[:300]}`")
     return "\n".join(lines) + "\n"
+
+
+def failed(load: dict) -> int:
+    """Reads that did not end in a 200: the proxy's other answers, and wrk's socket errors."""
+    return sum(load["not_200"].values()) + load["socket_errors"]
 
 
 def spread(s: dict) -> str:
@@ -298,6 +329,7 @@ def main() -> None:
         ("soft_delete", lambda: on_both_databases("softdelete")),
         ("outbox", lambda: on_both_databases("outbox")),
         ("resilience", resilience.run),
+        ("swarm", lambda: swarm.run(__version__)),
         ("build", lambda: images.builds(__version__)),
     ]
     for name, step in steps:
