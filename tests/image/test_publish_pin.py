@@ -57,8 +57,10 @@ def test_publish_then_pin_gives_a_digest_that_builds(docker_client, base_image_r
     make("pin", f"PIN_FILES={dockerfile}")
     assert re.search(rf"^ARG BASE_IMAGE={re.escape(pinned_ref)}$", dockerfile.read_text(), flags=re.MULTILINE)
 
-    # Forget every local name of the pushed image, so the build must pull it from the registry by digest.
+    # Forget every local name of the pushed image, so the build must pull it from the registry by digest
+    # (and the builder variant's, which publish pushed beside it).
     docker_client.images.remove(f"{registry}/{base_image_ref}")
+    docker_client.images.remove(f"{registry}/{base_image_ref}-dev")
     digest_name = f"{registry}/{repo}@{served}"
     with pytest.raises(docker.errors.ImageNotFound):
         docker_client.images.get(digest_name)
