@@ -32,6 +32,8 @@ SERVICES = ("user-service", "ticket-service", "communication-service", "file-ser
 ROUND = "5s"
 ROUNDS = 3
 KILLS = 3
+#: compose/stack.yaml's PROXY_RESOLVER_VALID: seconds the proxy keeps a DNS answer.
+RESOLVER_VALID = 1
 
 
 def free_port() -> int:
@@ -97,7 +99,9 @@ class Load:
         return {
             "requests": int(re.search(r"(\d+) requests in", out)[1]),
             "not_200": {code: n for code, n in statuses.items() if code not in ("200", "499")},
-            "socket_errors": sum(int(n) for n in errors.groups()) if errors else 0,
+            "socket_errors": dict(zip(("connect", "read", "write", "timeout"), map(int, errors.groups()), strict=True))
+            if errors
+            else {},
             "max_latency_s": float(value) * {"us": 1e-6, "ms": 1e-3, "s": 1.0}[unit],
             # What the proxy logged for them: its answer, time taken, and what each upstream attempt got.
             "not_200_lines": sorted({re.sub(r".*HTTP/1\.1", "", line)[:120] for line in failed})[:10],
@@ -179,6 +183,9 @@ def run(version: str) -> dict:
                 time.sleep(0.05)
             tool(env, "wait")
             replaced.append(time.monotonic() - started)
+            # The proxy re-resolves the name once a second (PROXY_RESOLVER_VALID): killing the other replica
+            # within that second would leave it with the victim as the only address it knows.
+            time.sleep(RESOLVER_VALID + 1)
         during_kills = load.stop()
     finally:
         tool(env, "undeploy")
