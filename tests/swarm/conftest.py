@@ -14,7 +14,6 @@ import os
 import secrets
 import socket
 import subprocess
-import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -359,9 +358,8 @@ def swarm(engine: docker.DockerClient, releases: dict[str, Release]) -> Iterator
         )
 
 
-def wait_converged(swarm: Swarm, *names: str, replicas: int = 2) -> float:
-    """Wait until each service runs ``replicas`` healthy tasks; returns the seconds it took."""
-    start = time.monotonic()
+def wait_converged(swarm: Swarm, *names: str, replicas: int = 2) -> None:
+    """Wait until each service runs ``replicas`` healthy tasks."""
     for name in names:
         eventually(
             lambda name=name: swarm.converged(name, replicas),
@@ -369,4 +367,3 @@ def wait_converged(swarm: Swarm, *names: str, replicas: int = 2) -> float:
             f"{name} converged",
             lambda name=name: swarm.service(name).tasks(),
         )
-    return time.monotonic() - start
