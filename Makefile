@@ -255,7 +255,8 @@ print-base-image: ## Print the base image reference services build FROM
 
 .PHONY: bench
 bench: images stack-secrets ## Benchmarks side by side (under 20 min): writes bench/results/ and the README table
-	@command -v wrk >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; }
+	@command -v wrk >/dev/null && command -v valgrind >/dev/null || { apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk valgrind >/dev/null; }
 	$(STACK) build
 	SHARED_CORE_BASE_IMAGE=$(BASE_IMAGE) SHARED_CORE_PROXY_IMAGE=$(PROXY_IMAGE) ROOT_IMAGE=$(ROOT_IMAGE) \
 	  COMPOSE="$(COMPOSE)" tools/with-registry $(BIN)/python -m bench.run

@@ -77,6 +77,13 @@ def ok(met: bool) -> str:
     return "yes" if met else "**missed**"
 
 
+def ok_within(s: dict, target: float) -> str:
+    """Met by a ratio's median, and whether its 95% confidence interval lies above ``target`` too."""
+    if s["median"] < target:
+        return ok(False)
+    return "yes" if s.get("ci95_low", target) >= target else "median yes, CI reaches below"
+
+
 def ratio(ours: float, theirs: float, unit: str, digits: int = 0) -> str:
     return f"{ours:.{digits}f} vs {theirs:.{digits}f} {unit} ({ours / theirs:.2f}x)"
 
@@ -143,14 +150,26 @@ def table(r: dict) -> str:
             + f"; per-round ratio {spread(tp['ratios']['everything_vs_bare'])} over {tp['rounds']} rounds; p99 "
             f"{ours['p99_ms']['median']:.0f} vs {bare['p99_ms']['median']:.0f} ms",
             "≥ 0.9x",
-            ok(tp["ratio_rps"] >= 0.9),
+            ok_within(tp["ratios"]["everything_vs_bare"], 0.9),
         ),
         (
             "Same read, metrics and tracing on vs off",
             ratio(ours["rps"]["median"], tp["quiet"]["rps"]["median"], "req/s")
             + f"; per-round ratio {spread(tp['ratios']['everything_vs_quiet'])}",
             "≥ 0.95x",
-            ok(tp["on_vs_off_rps"] >= 0.95),
+            ok_within(tp["ratios"]["everything_vs_quiet"], 0.95),
+        ),
+        (
+            "Same read in process, instructions per request (callgrind), everything on vs the bare view",
+            instructions(r.get("instructions"), "bare"),
+            "≥ 0.9x",
+            ok(r.get("instructions", {}).get("everything_vs_bare", 0) >= 0.9),
+        ),
+        (
+            "Same, metrics and tracing on vs off",
+            instructions(r.get("instructions"), "quiet"),
+            "≥ 0.95x",
+            ok(r.get("instructions", {}).get("everything_vs_quiet", 0) >= 0.95),
         ),
         (
             "Same read in process under cProfile's loop: µs per request, everything vs bare",
@@ -303,8 +322,21 @@ def cut(load: dict) -> int:
 
 
 def spread(s: dict) -> str:
-    """A per-round ratio's median and spread (interquartile range) over its rounds."""
-    return f"{s['median']:.2f}x, IQR {s['p25']:.2f}-{s['p75']:.2f}, min {s['min']:.2f}, max {s['max']:.2f}"
+    """A per-round ratio's median, with its 95% confidence interval when known, and its spread over the rounds."""
+    known = f" (95% CI {s['ci95_low']:.2f}-{s['ci95_high']:.2f})" if "ci95_low" in s else ""
+    return f"{s['median']:.2f}x{known}, IQR {s['p25']:.2f}-{s['p75']:.2f}, min {s['min']:.2f}, max {s['max']:.2f}"
+
+
+def instructions(counted: dict | None, baseline: str) -> str:
+    """Instructions per request, ours vs ``baseline``, as a throughput ratio, and how far two passes differed."""
+    if not counted:
+        return "not run"
+    per_request = counted["instructions_per_request"]
+    ours, theirs = (sorted(per_request[name])[len(per_request[name]) // 2] for name in ("everything", baseline))
+    return (
+        f"{ours / 1e6:.3f} vs {theirs / 1e6:.3f} M instructions ({counted[f'everything_vs_{baseline}']:.3f}x); "
+        f"passes differ by {counted['pass_to_pass'] * 100:.3f}% at most"
+    )
 
 
 def fmt(s: dict, unit: str, digits: int) -> str:
@@ -331,6 +363,7 @@ def main() -> None:
         ("client", client_bench.run),
         ("throughput", lambda: throughput.run(f"shared-core/ticket-service:{__version__}")),
         ("profile", lambda: in_process("profiling")),
+        ("instructions", lambda: in_process("instructions")),
         ("edge", lambda: edge.run(f"shared-core/ticket-service:{__version__}", proxy, root)),
         ("soft_delete", lambda: on_both_databases("softdelete")),
         ("outbox", lambda: on_both_databases("outbox")),
