@@ -10,8 +10,8 @@ each batch's end, and callgrind dumps and zeroes its counters on entering ``gets
 Counted are the user-space instructions of the process: Python, Django, SQLite and shared_core. The
 kernel's share (a request opens the SQLite file: ``CONN_MAX_AGE=0``) is not, and it is the same for all
 three, so leaving it out makes the ratios lower, never higher. Instructions are not time: a cache miss
-costs more than an addition. They are what the code asks of the processor, repeatable to a few parts
-in a million, which is what the wall-clock ratio cannot be here.
+costs more than an addition. They are what the code asks of the processor, the same within 0.02% from
+one pass to the next, which is what the wall-clock ratio cannot be here.
 
 Run as ``python -m bench.instructions <sqlite path>``; prints JSON. Needs ``valgrind``.
 """
