@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -73,7 +74,7 @@ def count(database: str) -> dict:
     if len(batches) != expected:
         raise RuntimeError(f"callgrind wrote {len(batches)} batch dumps, expected {expected}: was {MARK} called?")
     per_request = {name: batches[i :: len(CONFIGURATIONS)] for i, name in enumerate(CONFIGURATIONS)}
-    median = {name: sorted(values)[len(values) // 2] for name, values in per_request.items()}
+    median = {name: statistics.median(values) for name, values in per_request.items()}
     return {
         "requests_per_batch": REQUESTS,
         "instructions_per_request": {name: [round(v) for v in values] for name, values in per_request.items()},

@@ -10,6 +10,7 @@ import logging
 import os
 import platform
 import re
+import statistics
 import subprocess
 import sys
 import time
@@ -332,7 +333,7 @@ def instructions(counted: dict | None, baseline: str) -> str:
     if not counted:
         return "not run"
     per_request = counted["instructions_per_request"]
-    ours, theirs = (sorted(per_request[name])[len(per_request[name]) // 2] for name in ("everything", baseline))
+    ours, theirs = (statistics.median(per_request[name]) for name in ("everything", baseline))
     return (
         f"{ours / 1e6:.3f} vs {theirs / 1e6:.3f} M instructions ({counted[f'everything_vs_{baseline}']:.3f}x); "
         f"passes differ by {counted['pass_to_pass'] * 100:.3f}% at most"
