@@ -15,7 +15,6 @@ import os
 import re
 import secrets
 import signal
-import socket
 import subprocess
 import time
 import uuid
@@ -24,6 +23,7 @@ from pathlib import Path
 
 import docker
 
+from bench.client import free_port
 from bench.stats import summary
 from bench.throughput import wrk
 
@@ -36,10 +36,13 @@ KILLS = 3
 RESOLVER_VALID = 1
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+def throwaway_secrets() -> dict[str, str]:
+    """The values tools/swarm turns into a stack's Swarm secrets, made up for one run that removes the stack after."""
+    made_up = ("OPERATOR_TOKEN", "TICKET_SERVICE_TOKEN", "COMMUNICATION_SERVICE_TOKEN", "FILE_SERVICE_TOKEN")
+    return {
+        **{name: secrets.token_urlsafe(24) for name in (*made_up, "POSTGRES_PASSWORD")},
+        "DJANGO_SECRET_KEY": secrets.token_urlsafe(50),
+    }
 
 
 def tool(env: dict[str, str], *args: str) -> float:
@@ -118,17 +121,7 @@ def run(version: str) -> dict:
         "VOLUMES": "1",
         "TICKET_PORT": str(port),
         **{p: str(free_port()) for p in ("USER_PORT", "COMMUNICATION_PORT", "FILE_PORT")},
-        **{
-            name: secrets.token_urlsafe(24)
-            for name in (
-                "OPERATOR_TOKEN",
-                "TICKET_SERVICE_TOKEN",
-                "COMMUNICATION_SERVICE_TOKEN",
-                "FILE_SERVICE_TOKEN",
-                "POSTGRES_PASSWORD",
-            )
-        },
-        "DJANGO_SECRET_KEY": secrets.token_urlsafe(50),
+        **throwaway_secrets(),
         "GUNICORN_ACCESS_LOG": "0",
     }
     token, url = env["OPERATOR_TOKEN"], f"http://127.0.0.1:{port}/api/tickets/?limit=1"

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
-import socket
 import subprocess
 import uuid
 from collections.abc import Iterator
@@ -25,6 +23,8 @@ import pytest
 import requests
 from docker.models.containers import Container
 
+from bench.client import free_port
+from bench.swarm import throwaway_secrets
 from tests.integration.conftest import eventually
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -35,12 +35,6 @@ ROLLED = (*SERVICES, "ticket-worker")
 SWARM_WAIT = 300
 #: The HEALTHCHECK's start period in this stack: how long a broken replica may stay unhealthy before it counts.
 START_PERIOD = "20s"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def build(*args: str) -> str:
@@ -300,17 +294,7 @@ def swarm(engine: docker.DockerClient, releases: dict[str, Release]) -> Iterator
         "STACK": stack,
         "SWARM_WAIT": str(SWARM_WAIT),
         "VOLUMES": "1",
-        **{
-            name: secrets.token_urlsafe(24)
-            for name in (
-                "OPERATOR_TOKEN",
-                "TICKET_SERVICE_TOKEN",
-                "COMMUNICATION_SERVICE_TOKEN",
-                "FILE_SERVICE_TOKEN",
-                "POSTGRES_PASSWORD",
-            )
-        },
-        "DJANGO_SECRET_KEY": secrets.token_urlsafe(50),
+        **throwaway_secrets(),
         "USER_PORT": str(ports["user-service"]),
         "TICKET_PORT": str(ports["ticket-service"]),
         "COMMUNICATION_PORT": str(ports["communication-service"]),
