@@ -52,8 +52,13 @@ logger_class = SwitchableAccessLog
 
 
 def child_exit(server: object, worker: object) -> None:
-    """A worker process ended: its live gauges (requests in flight) stop counting; its counters stay."""
-    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-        from prometheus_client import multiprocess
+    """A worker process ended: its values are folded into the archive files and its own files removed.
 
-        multiprocess.mark_process_dead(worker.pid)  # type: ignore[attr-defined]
+    Its counters keep counting in the totals, its live gauges (requests in flight) stop, and the directory
+    stays bounded however many workers are replaced (shared_core.multiprocess).
+    """
+    directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if directory:
+        from shared_core.multiprocess import compact
+
+        compact(worker.pid, directory)  # type: ignore[attr-defined]

@@ -32,7 +32,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Final, TypeVar
 
-from django.core.exceptions import RequestDataTooBig
+from django.core.exceptions import ObjectDoesNotExist, RequestDataTooBig
 from django.db import DatabaseError, IntegrityError, connections, transaction
 from django.db.models import Model, Q, QuerySet
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
@@ -57,6 +57,7 @@ from shared_core.clients import (
 from shared_core.db import schema_is_current
 from shared_core.middleware import json_error, match_token
 from shared_core.models import BaseModel as SoftDeleteModel
+from shared_core.uploads import UploadSpoolFull
 
 __all__ = [
     "CURSOR_PATTERN",
@@ -94,7 +95,7 @@ MAX_PAGE_SIZE: Final = 1000
 #: The longest ``Idempotency-Key`` accepted.
 MAX_IDEMPOTENCY_KEY: Final = 128
 #: Every status an operation may answer with the error envelope; each operation documents them all.
-ERROR_STATUSES: Final = (400, 401, 403, 404, 409, 413, 422, 502, 503, 504)
+ERROR_STATUSES: Final = (400, 401, 403, 404, 409, 413, 422, 502, 503, 504, 507)
 
 _M = TypeVar("_M", bound=Model)
 _S = TypeVar("_S", bound=SoftDeleteModel)
@@ -221,10 +222,12 @@ def _error_response(request: HttpRequest, exc: Any) -> HttpResponse:
         if isinstance(exc.__cause__, _InvalidJSON):
             return json_error(400, "invalid_json", str(exc.__cause__))
         return json_error(exc.status_code, "bad_request" if exc.status_code == 400 else "error", str(exc))
-    if isinstance(exc, Http404):
+    if isinstance(exc, Http404 | ObjectDoesNotExist):  # a row gone meanwhile (RowDeleted) included
         return json_error(404, "not_found", str(exc) or "no such resource")
     if isinstance(exc, RequestDataTooBig):
         return json_error(413, "too_large", "the body is larger than the service accepts")
+    if isinstance(exc, UploadSpoolFull):
+        return json_error(507, "insufficient_storage", str(exc))
     if isinstance(exc, MultiPartParserError):
         return json_error(400, "invalid_body", "the multipart body is malformed")
     # Django's handler500 (JSON) and the middleware's deadline handling take it from here; never a traceback.
@@ -260,7 +263,7 @@ def service_api(service_name: str, *routers: tuple[str, Router]) -> NinjaAPI:
         urls_namespace=service_name,
     )
     # ninja's own handlers for these would answer in its format: the envelope replaces each of them.
-    for handled in (ValidationError, HttpError, AuthenticationError, Http404, Exception):
+    for handled in (ValidationError, HttpError, AuthenticationError, Http404, ObjectDoesNotExist, Exception):
         api.add_exception_handler(handled, _error_response)
 
     @api.get("/healthz", auth=None, response={200: Health}, tags=["health"])

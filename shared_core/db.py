@@ -12,7 +12,9 @@ when the request carries ``X-Request-Deadline``. Through Django's documented
 The cost, only for requests that carry a deadline: one ``set_config`` round
 trip before each PostgreSQL statement (a per-statement value, because a
 rolled-back transaction also rolls back a session setting), and one
-``RESET statement_timeout`` per connection at the end.
+``RESET statement_timeout`` per connection at the end. Both go to the
+driver's cursor directly, so execute wrappers (the per-request query count of
+``shared_core.metrics``) see only the application's statements.
 
 ``schema_is_current()`` tells readiness whether this code's migrations are
 all applied, so a replica that started before its release migrated waits.
@@ -64,28 +66,30 @@ def schema_is_current(alias: str = DEFAULT_DB_ALIAS) -> bool:
     return True
 
 
+def _own_statement(connection: BaseDatabaseWrapper, raw_cursor: Any, sql: str, params: Any = None) -> None:
+    """Run this module's own statement on the driver's cursor: no execute wrapper (the query count, say) sees it.
+
+    Driver errors still become Django's ``DatabaseError`` family, as for any statement.
+    """
+    with connection.wrap_database_errors:
+        raw_cursor.execute(sql, params)
+
+
 class _StatementDeadline:
     """An execute wrapper that fits every statement into the deadline."""
 
     def __init__(self, deadline: Deadline) -> None:
         self.deadline = deadline
         self.touched: set[BaseDatabaseWrapper] = set()
-        self._setting = False
 
     def __call__(self, execute: Callable[..., Any], sql: str, params: Any, many: bool, context: dict[str, Any]) -> Any:
-        if self._setting:  # our own set_config, passing through the wrapper again
-            return execute(sql, params, many, context)
         remaining = self.deadline.remaining()
         if remaining <= 0:
             raise DeadlineExceeded("the request's deadline was spent before a database statement")
         connection: BaseDatabaseWrapper = context["connection"]
         if connection.vendor != "postgresql":
             return execute(sql, params, many, context)
-        self._setting = True
-        try:
-            context["cursor"].execute(_SET_TIMEOUT, [f"{max(1, math.ceil(remaining * 1000))}ms"])
-        finally:
-            self._setting = False
+        _own_statement(connection, context["cursor"].cursor, _SET_TIMEOUT, [f"{max(1, math.ceil(remaining * 1000))}ms"])
         self.touched.add(connection)
         try:
             return execute(sql, params, many, context)
@@ -101,7 +105,7 @@ class _StatementDeadline:
                 continue
             try:
                 with connection.cursor() as cursor:
-                    cursor.execute("RESET statement_timeout")
+                    _own_statement(connection, cursor.cursor, "RESET statement_timeout")
             except DatabaseError:
                 connection.close_if_unusable_or_obsolete()
 

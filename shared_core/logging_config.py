@@ -45,6 +45,7 @@ __all__ = [
     "TextFormatter",
     "get_logging_config",
     "redact",
+    "secret_name",
 ]
 
 #: Used when neither the argument nor ``SERVICE_NAME`` names the service.
@@ -65,19 +66,38 @@ _TEXT_FORMAT = (
 )
 _JSON_FORMAT = "%(levelname)s %(service)s %(name)s %(request_id)s %(trace_id)s %(message)s"
 _BEARER = re.compile(r"(?i)\b(Bearer)\s+[^\s'\",]+")
-#: A query parameter named by one of these words, alone or after a prefix (``access_token``, ``x-api-key``),
-#: has its value redacted; ``author_id`` or ``design`` keep theirs.
-_SECRET_PARAM = re.compile(
-    r"(?i)([?&;](?:[^=&;\s\"'#]*[_.-])?"
-    r"(?:token|secret|passw(?:or)?d|auth(?:orization)?|(?:api)?key|sig(?:nature)?|session(?:id)?|credentials?|code)"
-    r"=)[^&;\s\"'#]*"
+#: A query parameter is secret when one of the words of its name (split at ``_ . -`` and at camelCase humps) is
+#: one of these: ``access_token``, ``x-api-key``, ``accessToken``, ``clientSecret``; ``author_id`` keeps its value.
+_SECRET_WORDS: Final = frozenset(
+    {"token", "secret", "password", "passwd", "pwd", "auth", "authorization", "key", "apikey", "sig", "signature"}
+    | {"session", "sessionid", "credential", "credentials", "code", "jwt", "cookie"}
 )
+#: ...or when its name, lower-cased without separators, contains one of these (``ACCESSTOKEN``, ``privatekey``).
+_SECRET_PARTS: Final = (
+    "token", "secret", "passw", "apikey", "privatekey", "secretkey", "signature", "credential", "sessionid",
+    "authorization",
+)  # fmt: skip
+_PARAM = re.compile(r"([?&;])([^=&;\s\"'#]+)(=)[^&;\s\"'#]*")
+_WORD = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|[0-9]+")
+_SEPARATORS = re.compile(r"[^a-z0-9]")
 _REDACTED = "[redacted]"
+
+
+def secret_name(name: str) -> bool:
+    """Whether a query parameter called ``name`` holds a secret, whatever its case and word separators."""
+    if any(word.lower() in _SECRET_WORDS for word in _WORD.findall(name)):
+        return True
+    squashed = _SEPARATORS.sub("", name.lower())
+    return any(part in squashed for part in _SECRET_PARTS)
+
+
+def _redact_param(match: re.Match[str]) -> str:
+    return f"{match[1]}{match[2]}={_REDACTED}" if secret_name(match[2]) else match[0]
 
 
 def redact(text: str) -> str:
     """``text`` with bearer tokens and secret-looking query parameter values replaced by ``[redacted]``."""
-    return _SECRET_PARAM.sub(rf"\1{_REDACTED}", _BEARER.sub(rf"\1 {_REDACTED}", text))
+    return _PARAM.sub(_redact_param, _BEARER.sub(rf"\1 {_REDACTED}", text))
 
 
 class ContextFilter(logging.Filter):

@@ -10,8 +10,9 @@ format, without the service token: it is meant for a scraper on the internal
 network, and the edge proxy refuses the path. Under gunicorn the start script
 sets ``PROMETHEUS_MULTIPROC_DIR`` (on the /tmp tmpfs), so every worker
 process writes its values there and a scrape, whichever process answers it,
-adds them all up (prometheus-client's multiprocess mode). Without it, as in
-tests, the values live in the process.
+adds them all up (prometheus-client's multiprocess mode); the files of dead
+workers are folded into archive files (shared_core.multiprocess), so the
+directory stays bounded. Without it, as in tests, the values live in the process.
 
 Labels never hold an id: a request is labelled with its route template
 (``/api/tickets/{ticket_id}/``, not the path), an unknown path with
@@ -24,7 +25,7 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import ExitStack
+from contextlib import ExitStack, nullcontext
 from functools import lru_cache
 from typing import Any, Final
 
@@ -47,6 +48,7 @@ from prometheus_client.registry import Collector
 
 from shared_core.instrumentation import CallDetails, RetryDetails
 from shared_core.middleware import json_error
+from shared_core.multiprocess import locked
 
 __all__ = [
     "CLIENT_METRICS",
@@ -209,8 +211,14 @@ def _registry() -> CollectorRegistry:
 
 
 def exposition(*extra: Collector) -> bytes:
-    """Every metric of this service in the text format, plus those of the ``extra`` collectors."""
-    body = generate_latest(_registry())
+    """Every metric of this service in the text format, plus those of the ``extra`` collectors.
+
+    In multiprocess mode the files are read under the directory's shared lock (shared_core.multiprocess), so
+    a dead worker's files folded into the archive meanwhile are counted exactly once.
+    """
+    directory = getattr(settings, "METRICS_MULTIPROC_DIR", None)
+    with locked(directory) if directory else nullcontext():
+        body = generate_latest(_registry())
     if extra:
         own = CollectorRegistry(auto_describe=False)
         for collector in extra:

@@ -35,6 +35,7 @@ from shared_core.context import (
 )
 from shared_core.db import cut_at_deadline, statement_deadline
 from shared_core.tracing import TRACEPARENT_HEADER, TRACERESPONSE_HEADER, TRACESTATE_HEADER, TraceContext, trace_context
+from shared_core.uploads import release
 
 __all__ = [
     "CALLER_HEADER",
@@ -78,7 +79,8 @@ class RequestContextMiddleware:
     A missing or unsafe id is replaced by a new one. ``request.request_id``
     holds it, and ``get_request_id()`` / ``get_deadline()`` return the context
     anywhere during the request. The deadline bounds outgoing HTTP calls and
-    every database statement (``shared_core.db``). A request whose budget is
+    every database statement (``shared_core.db``); the files its upload
+    spooled are removed when it ends (``shared_core.uploads``). A request whose budget is
     already spent gets 504 without reaching the view, and so does one whose
     budget runs out in a statement (``DeadlineExceeded``). Put it first in
     ``MIDDLEWARE``.
@@ -101,8 +103,11 @@ class RequestContextMiddleware:
             if deadline is not None and deadline.expired:
                 response: HttpResponse = json_error(504, "deadline_exceeded", "the caller's deadline had passed")
             else:
-                with statement_deadline(deadline):
-                    response = self.get_response(request)
+                try:
+                    with statement_deadline(deadline):
+                        response = self.get_response(request)
+                finally:
+                    release(request)
             response[REQUEST_ID_HEADER] = request_id
             if trace is not None:
                 response[TRACERESPONSE_HEADER] = trace.traceparent

@@ -21,6 +21,13 @@ Contract:
   the number of rows. With ``post_soft_delete`` / ``post_restore`` receivers
   connected, add one SELECT per ``DEFAULT_SIGNAL_CHUNK_SIZE`` rows of each model that
   has receivers; rows are found by the deletion's stamp, never by a key list.
+- ``save()`` of a row loaded from the database writes only the fields that
+  changed since it was loaded (plus ``updated_at``), in an UPDATE that also
+  requires the row to be live still. Two requests changing different fields
+  of one row both keep their change, and a save racing a soft delete never
+  brings the row back: it raises ``RowDeleted`` (an ``ObjectDoesNotExist``,
+  which the API answers 404) instead. ``update_fields=[...]`` narrows it as
+  in Django; a row made in memory (never loaded) is saved as Django does.
 - ``queryset.update()`` advances ``updated_at`` unless you set it yourself.
 - ``live_unique("email")`` declares uniqueness among live rows only.
 """
@@ -33,6 +40,7 @@ from collections.abc import Iterator, Mapping
 from datetime import datetime
 from typing import Any, TypeVar, cast
 
+from django.core.exceptions import ObjectDoesNotExist
 from django.db import models, router, transaction
 from django.db.models.lookups import Exact
 from django.db.models.sql.where import AND
@@ -44,6 +52,7 @@ from shared_core.signals import post_restore, post_soft_delete
 __all__ = [
     "DEFAULT_SIGNAL_CHUNK_SIZE",
     "BaseModel",
+    "RowDeleted",
     "SoftDeleteManager",
     "SoftDeleteQuerySet",
     "live_unique",
@@ -56,6 +65,14 @@ DeleteResult = tuple[int, dict[str, int]]
 
 #: Rows loaded per SELECT when signals are sent for a deletion or restore.
 DEFAULT_SIGNAL_CHUNK_SIZE = 500
+
+#: Values compared by ``==`` to tell a changed field; anything else (a JSON dict or list, which can change in
+#: place) is always written.
+_IMMUTABLE = (str, int, float, bytes, bool, type(None), datetime, uuid.UUID)
+
+
+class RowDeleted(ObjectDoesNotExist):
+    """A ``save()`` found its row soft-deleted since it was loaded: nothing was written."""
 
 
 class SoftDeleteQuerySet(models.QuerySet[_M]):
@@ -209,6 +226,61 @@ class BaseModel(models.Model):
     class Meta:
         abstract = True
 
+    def save(self, *args: Any, update_fields: Any = None, **kwargs: Any) -> None:
+        """Save the fields changed since loading (or ``update_fields``) and ``updated_at``, only if still live.
+
+        Raises ``RowDeleted`` when the row was soft-deleted meanwhile; then nothing is written.
+        """
+        if not args and not kwargs.get("force_insert"):
+            fields = self.changed_fields() if update_fields is None else list(update_fields)
+            if fields is not None:
+                update_fields = [*dict.fromkeys([*fields, "updated_at"])]
+        super().save(*args, update_fields=update_fields, **kwargs)
+        loaded = self.__dict__.get("_loaded")
+        if loaded is not None:
+            written = update_fields or [f.name for f in self._meta.concrete_fields]
+            for name in written:
+                attname = self._meta.get_field(name).attname  # type: ignore[union-attr]
+                loaded[attname] = getattr(self, attname)
+
+    @classmethod
+    def from_db(cls, db: str | None, field_names: Any, values: Any) -> Any:  # type: ignore[override]
+        """Django's, keeping the loaded values so that ``save()`` can tell which fields changed."""
+        instance = super().from_db(db, field_names, values)
+        instance.__dict__["_loaded"] = dict(zip(field_names, values, strict=True))
+        return instance
+
+    def refresh_from_db(self, using: str | None = None, fields: Any = None, from_queryset: Any = None) -> None:
+        """Django's; the reloaded fields count as unchanged again."""
+        super().refresh_from_db(using=using, fields=fields, from_queryset=from_queryset)
+        loaded = self.__dict__.get("_loaded")
+        if loaded is not None:
+            names = fields or [f.attname for f in self._meta.concrete_fields]
+            loaded.update({name: getattr(self, name) for name in names if name in self.__dict__})
+
+    def changed_fields(self) -> list[str] | None:
+        """Names of the fields set since the row was loaded; ``None`` for a row that was not loaded."""
+        loaded = self.__dict__.get("_loaded")
+        if loaded is None or self._state.adding:
+            return None
+        changed = []
+        for field in self._meta.concrete_fields:
+            if field.primary_key or field.attname not in loaded or field.attname not in self.__dict__:
+                continue
+            before, now = loaded[field.attname], self.__dict__[field.attname]
+            if not isinstance(now, _IMMUTABLE) or type(before) is not type(now) or before != now:
+                changed.append(field.name)
+        return changed
+
+    def _do_update(self, base_qs: Any, using: Any, pk_val: Any, values: Any, *args: Any, **kwargs: Any) -> bool:  # type: ignore[override]
+        if self.is_deleted:
+            return bool(super()._do_update(base_qs, using, pk_val, values, *args, **kwargs))
+        if super()._do_update(base_qs.filter(is_deleted=False), using, pk_val, values, *args, **kwargs):
+            return True
+        if base_qs.filter(pk=pk_val, is_deleted=True).exists():
+            raise RowDeleted(f"{self._meta.label} {pk_val} was deleted while it was being changed")
+        return False
+
     def delete(self, using: str | None = None, keep_parents: bool = False) -> DeleteResult:
         """Soft delete (see ``soft_delete``); kept so Django and the admin stay soft."""
         return self.soft_delete(using=using)
@@ -222,7 +294,14 @@ class BaseModel(models.Model):
         result, stamp = _soft_delete(type(self), roots, db)
         if result[0]:
             self.is_deleted, self.deleted_at, self.updated_at = True, stamp, stamp
+            self._forget_changes("is_deleted", "deleted_at", "updated_at")
         return result
+
+    def _forget_changes(self, *attnames: str) -> None:
+        """Count ``attnames`` as loaded with their current values (a bulk UPDATE wrote them)."""
+        loaded = self.__dict__.get("_loaded")
+        if loaded is not None:
+            loaded.update({name: getattr(self, name) for name in attnames})
 
     def restore(self, using: str | None = None) -> DeleteResult:
         """Undo the deletion that took this row, with exactly the rows it cascaded to."""

@@ -32,8 +32,10 @@ from shared_core.outbox import (
     DEFAULT_MAX_ATTEMPTS,
     DEFAULT_POLL_INTERVAL,
     DEFAULT_RECOVER_AFTER,
+    DEFAULT_RETENTION,
     DEFAULT_TASK_TIMEOUT,
 )
+from shared_core.uploads import DEFAULT_SPOOL_BYTES
 
 __all__ = [
     "DEFAULT_CONN_MAX_AGE",
@@ -169,7 +171,11 @@ def service_settings(
         else _required(env, "SERVICE_AUTH_TOKEN", debug, "debug-token"),
         "SERVICE_ACCEPTED_TOKENS": accepted,
         "ALLOWED_HOSTS": [h.strip() for h in env.get("DJANGO_ALLOWED_HOSTS", "*").split(",") if h.strip()],
-        "INSTALLED_APPS": ["shared_core", *(["django_tasks", "django_tasks_db"] if outbox else []), *apps],
+        "INSTALLED_APPS": [
+            "shared_core",
+            *(["django_tasks", "django_tasks_db", "shared_core.outbox"] if outbox else []),
+            *apps,
+        ],
         "MIDDLEWARE": [
             *(["shared_core.metrics.MetricsMiddleware"] if metrics else []),
             "shared_core.middleware.RequestContextMiddleware",
@@ -196,7 +202,13 @@ def service_settings(
         "FILE_UPLOAD_MAX_BYTES": upload_max,
         "DATA_UPLOAD_MAX_MEMORY_SIZE": 1024 * 1024,
         "FILE_UPLOAD_MAX_MEMORY_SIZE": 1024 * 1024,
+        # Unset: shared_core.uploads spools to DEFAULT_SPOOL_DIR, made on first use (Django's check wants a set one).
         "FILE_UPLOAD_TEMP_DIR": env.get("FILE_UPLOAD_TEMP_DIR") or None,
+        "FILE_UPLOAD_SPOOL_BYTES": int(_number(env, "FILE_UPLOAD_SPOOL_BYTES", DEFAULT_SPOOL_BYTES)),
+        "FILE_UPLOAD_HANDLERS": [
+            "django.core.files.uploadhandler.MemoryFileUploadHandler",
+            "shared_core.uploads.SpoolUploadHandler",
+        ],
         # Services speak plain HTTP on a private network; TLS and HSTS belong to the edge in front.
         "SECURE_CONTENT_TYPE_NOSNIFF": True,
         "SESSION_COOKIE_SECURE": True,
@@ -224,4 +236,5 @@ def _outbox_settings(env: Mapping[str, str], queues: Sequence[str]) -> dict[str,
         "OUTBOX_TASK_TIMEOUT": timeout,
         "OUTBOX_RECOVER_AFTER": recover_after,
         "OUTBOX_POLL_INTERVAL": _number(env, "OUTBOX_POLL_INTERVAL", DEFAULT_POLL_INTERVAL),
+        "OUTBOX_RETENTION": _number(env, "OUTBOX_RETENTION", DEFAULT_RETENTION),
     }

@@ -17,6 +17,7 @@ INSTALLED_APPS = [
     "shared_core",
     "django_tasks",
     "django_tasks_db",
+    "shared_core.outbox",
     "tests.testapp",
 ]
 TASKS = {"default": {"BACKEND": "shared_core.outbox.OutboxBackend", "QUEUES": ["default", "hooks"]}}

@@ -18,7 +18,7 @@ The worker (``shared_core.outbox.worker``, ``manage.py outbox work``, the base i
 runs each task at least once; what this module adds to the packages:
 
 - **Retries.** A transient failure (``is_transient``: connection errors,
-  timeouts, 408, 425, 429 and 5xx) puts the same row back to READY with a
+  timeouts, 408, 425, 429 and 5xx, the database's operational errors) puts the same row back to READY with a
   ``run_after`` of full-jitter exponential backoff, until ``OUTBOX_MAX_ATTEMPTS``
   attempts were made; then, and at once for any other error, the row is
   FAILED and keeps the last error. ``retry_failed`` (``outbox retry``) gives a
@@ -38,7 +38,11 @@ runs each task at least once; what this module adds to the packages:
   of ``OUTBOX_TASK_TIMEOUT``, never the request's.
 - **Visibility.** ``outbox_stats`` (``outbox status``): per queue, ready,
   scheduled (waiting for a retry), running and failed counts, and the age of
-  the oldest ready task.
+  the oldest ready task, read through a partial index of unfinished tasks
+  (the ``shared_core.outbox`` app's migration), never the whole table.
+- **Pruning.** Successful tasks finished more than ``OUTBOX_RETENTION``
+  seconds ago are deleted by the worker about once a minute, in batches, and
+  by ``outbox prune``. FAILED tasks are kept until an operator retries them.
 """
 
 from __future__ import annotations
@@ -47,6 +51,7 @@ import random
 from typing import TYPE_CHECKING, Any, Final
 
 from django.conf import settings
+from django.db import InterfaceError, OperationalError
 from django_tasks import TaskContext
 from django_tasks.utils import normalize_json
 from django_tasks_db.backend import DatabaseBackend
@@ -66,6 +71,7 @@ __all__ = [
     "DEFAULT_MAX_ATTEMPTS",
     "DEFAULT_POLL_INTERVAL",
     "DEFAULT_RECOVER_AFTER",
+    "DEFAULT_RETENTION",
     "DEFAULT_TASK_TIMEOUT",
     "OutboxBackend",
     "WorkerLost",
@@ -85,6 +91,8 @@ DEFAULT_BACKOFF_MAX: Final = 300.0
 DEFAULT_TASK_TIMEOUT: Final = 30.0
 #: A task RUNNING for longer than this many seconds lost its worker; ``OUTBOX_RECOVER_AFTER`` (> the timeout).
 DEFAULT_RECOVER_AFTER: Final = 90.0
+#: Seconds a successful task is kept before the worker prunes it; ``OUTBOX_RETENTION`` (0 keeps them forever).
+DEFAULT_RETENTION: Final = 7 * 24 * 3600.0
 #: Seconds an idle worker waits before it looks for ready tasks again; ``OUTBOX_POLL_INTERVAL``.
 DEFAULT_POLL_INTERVAL: Final = 0.25
 #: The file whose modification time the worker advances on every turn of its loop (the image's ``healthcheck``).
@@ -105,13 +113,15 @@ def setting(name: str, default: float) -> float:
 
 
 def is_transient(exc: BaseException) -> bool:
-    """Whether a later attempt may succeed: connection errors, timeouts, deadlines, 408, 425, 429 and 5xx.
+    """Whether a later attempt may succeed: connection errors, timeouts, deadlines, 408, 425, 429 and 5xx, and
+    the database's ``OperationalError`` and ``InterfaceError`` (locked, serialization failure, deadlock,
+    connection closed or restarting).
 
-    Any other exception (a 4xx, a bug in the task) is permanent: retrying cannot help.
+    Any other exception (a 4xx, an ``IntegrityError``, a bug in the task) is permanent: retrying cannot help.
     """
     if isinstance(exc, HTTPStatusError):
         return exc.status_code in _TRANSIENT_STATUSES
-    return isinstance(exc, HTTPClientError)
+    return isinstance(exc, HTTPClientError | OperationalError | InterfaceError)
 
 
 def backoff(attempt: int, *, base: float | None = None, cap: float | None = None) -> float:

@@ -1,4 +1,4 @@
-"""The outbox worker and what operators run on the outbox: recovery, statistics, retrying FAILED tasks."""
+"""The outbox worker and what operators run on the outbox: recovery, statistics, retrying FAILED tasks, pruning."""
 
 from __future__ import annotations
 
@@ -29,6 +29,7 @@ from shared_core.outbox import (
     DEFAULT_MAX_ATTEMPTS,
     DEFAULT_POLL_INTERVAL,
     DEFAULT_RECOVER_AFTER,
+    DEFAULT_RETENTION,
     DEFAULT_TASK_TIMEOUT,
     OutboxBackend,
     WorkerLost,
@@ -38,12 +39,16 @@ from shared_core.outbox import (
 )
 from shared_core.tracing import TRACEPARENT_HEADER, TRACESTATE_HEADER, TraceContext, trace_context
 
-__all__ = ["QueueStats", "Worker", "outbox_stats", "recover", "retry_failed"]
+__all__ = ["DEFAULT_PRUNE_BATCH", "QueueStats", "Worker", "outbox_stats", "prune_finished", "recover", "retry_failed"]
 
 logger = logging.getLogger(__name__)
 
 #: How often, in polls, a worker looks for tasks whose worker died.
 _RECOVER_EVERY: Final = 20
+#: The worker prunes every this many polls (about once a minute at the default interval).
+_PRUNE_EVERY: Final = 240
+#: Rows one DELETE of ``prune_finished`` removes at most.
+DEFAULT_PRUNE_BATCH: Final = 1000
 
 
 @dataclass(frozen=True)
@@ -65,8 +70,10 @@ def outbox_stats(now: datetime | None = None) -> list[QueueStats]:
     """Counts per queue, from one grouped query; a task is *ready* once due, *scheduled* while it waits to retry."""
     now = now or timezone.now()
     due = models.Q(status=TaskResultStatus.READY) & (models.Q(run_after__lte=now) | models.Q(run_after=get_date_max()))
+    unfinished = [TaskResultStatus.READY, TaskResultStatus.RUNNING, TaskResultStatus.FAILED]
     rows = (
-        DBTaskResult.objects.order_by()
+        DBTaskResult.objects.filter(status__in=unfinished)  # the partial index outbox_unfinished_idx; no finished row
+        .order_by()
         .values("queue_name")
         .annotate(
             ready=models.Count("pk", filter=due),
@@ -103,6 +110,23 @@ def retry_failed(*, queues: Sequence[str] = (), ids: Sequence[str] = ()) -> int:
         worker_ids=[],
         finished_at=None,
     )
+
+
+def prune_finished(*, older_than: float | None = None, batch: int = DEFAULT_PRUNE_BATCH) -> int:
+    """Delete successful tasks finished more than ``older_than`` seconds ago; returns how many.
+
+    ``None`` takes ``OUTBOX_RETENTION``; ``0`` prunes nothing (keep forever). Rows go in batches of
+    ``batch``, so no statement holds the table for long. Failed, ready and running tasks are never pruned.
+    """
+    older_than = setting("OUTBOX_RETENTION", DEFAULT_RETENTION) if older_than is None else older_than
+    if older_than <= 0:
+        return 0
+    cutoff = timezone.now() - timedelta(seconds=older_than)
+    old = DBTaskResult.objects.filter(status=TaskResultStatus.SUCCESSFUL, finished_at__lt=cutoff).order_by()
+    pruned = 0
+    while ids := list(old.values_list("pk", flat=True)[:batch]):
+        pruned += DBTaskResult.objects.filter(pk__in=ids).delete()[0]
+    return pruned
 
 
 def _error_fields(exc: BaseException) -> dict[str, str]:
@@ -195,6 +219,8 @@ class Worker:
             try:
                 if polls % _RECOVER_EVERY == 0:
                     recover(max_attempts=self.max_attempts)
+                if polls % _PRUNE_EVERY == 0:
+                    prune_finished()
                 polls += 1
                 row = self.claim()
                 if row is not None:
@@ -272,6 +298,8 @@ class Worker:
             logger.exception("a task_finished receiver failed for outbox task %s", row.pk)
 
     def _failed(self, row: DBTaskResult[Any, Any], exc: Exception) -> None:
+        if isinstance(exc, DatabaseError):  # the task's connection may be the broken part: record with a fresh one
+            _refresh_connections()
         attempt = len(row.worker_ids)
         if is_transient(exc) and attempt < self.max_attempts:
             delay = backoff(attempt)

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 import requests
+from prometheus_client.parser import text_string_to_metric_families
 
 pytestmark = pytest.mark.docker
 
@@ -196,3 +197,48 @@ def test_record_image_size(base_image, docker_client, child_image):
     (RESULTS / "image-size.json").write_text(json.dumps(record) + "\n")
     assert base_image.attrs["Size"] <= MAX_BASE_BYTES, f"base image is {base_image.attrs['Size'] / 1e6:.1f} MB"
     assert 0 <= added < 1_000_000, f"a three-line child added {added} bytes"
+
+
+def test_replaced_workers_leave_no_metrics_files_and_their_counts_stay(run_child):
+    """Workers replaced after every request: /metrics still counts every request, and only live pids keep files."""
+    child = run_child(
+        environment={"GUNICORN_MAX_REQUESTS": "1", "GUNICORN_MAX_REQUESTS_JITTER": "0", "WEB_CONCURRENCY": "2"}
+    )
+    served = 0
+    give_up = time.monotonic() + 120
+    while served < REPLACED_WORKERS:
+        assert time.monotonic() < give_up, f"only {served} requests served:\n{child.logs()}"
+        try:
+            served += child.get("/slow?seconds=0").status_code == 200
+        except requests.ConnectionError:  # both workers restarting at this moment
+            time.sleep(0.1)
+    text = child.get("/metrics").text
+    counted = sum(
+        sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == "http_server_requests_total" and sample.labels["route"] == "/slow"
+    )
+    assert counted == REPLACED_WORKERS
+
+    def only_live_files() -> list[str] | None:
+        """The directory's files once every pid file belongs to a live process (the scrape's worker exits too)."""
+        listing = child.container.exec_run(["python3", "-c", LIST_METRICS_FILES]).output.decode().split()
+        pids = {name.rsplit("_", 1)[1].removesuffix(".db") for name in listing if not name.endswith("_archive.db")}
+        return listing if pids <= live_pids(child) else None
+
+    give_up = time.monotonic() + 30
+    while (listing := only_live_files()) is None:
+        assert time.monotonic() < give_up, "dead workers' metrics files were never removed"
+        time.sleep(0.2)
+    assert len(listing) <= 12, listing
+
+
+#: Requests in the test above; each one replaces a worker.
+REPLACED_WORKERS = 30
+LIST_METRICS_FILES = "import os; print(*sorted(n for n in os.listdir('/tmp/prometheus') if n.endswith('.db')))"
+
+
+def live_pids(child) -> set[str]:
+    script = "import os; print(*[p for p in os.listdir('/proc') if p.isdigit()])"
+    return set(child.container.exec_run(["python3", "-c", script]).output.decode().split())

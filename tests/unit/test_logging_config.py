@@ -114,6 +114,13 @@ def test_tokens_are_redacted_in_any_case_in_tracebacks_and_query_strings(capture
     assert "access_token=[redacted]" in out and "limit=5" in out and out.count("[redacted]") >= 3
 
 
+#: Secret parameter names in other cases and separators; each must be redacted.
+CAMEL_AND_OTHER_SECRETS = (
+    "accessToken", "clientSecret", "refreshToken", "idToken", "secretKey", "privateKey", "authToken", "sessionToken",
+    "apiKey", "AccessToken", "ACCESS_TOKEN", "accesstoken", "CLIENTSECRET", "privatekey", "x.Api.Key", "Client-Secret",
+)  # fmt: skip
+
+
 @pytest.mark.parametrize(
     ("query", "kept"),
     [
@@ -122,6 +129,7 @@ def test_tokens_are_redacted_in_any_case_in_tracebacks_and_query_strings(capture
         ("?password=s1&design=blue", "design=blue"),
         ("?sessionid=s1&ticket_id=9", "ticket_id=9"),
         ("?Signature=s1&code=s1", "?Signature=[redacted]&code=[redacted]"),
+        *((f"?{name}=s1&monkey=m&keyboard=k", "&monkey=m&keyboard=k") for name in CAMEL_AND_OTHER_SECRETS),
     ],
 )
 def test_redaction_takes_secret_names_and_leaves_the_rest(query, kept):

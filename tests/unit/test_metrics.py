@@ -99,6 +99,17 @@ def test_database_queries_are_counted_per_request(client, moved):
     assert moved("http_server_request_db_duration_seconds_sum", **route) > 0
 
 
+@pytest.mark.django_db(transaction=True)
+def test_a_request_deadline_adds_no_query_to_the_count(client, moved):
+    """Under X-Request-Deadline (on PostgreSQL a set_config per statement), a request counts its own queries only."""
+    route = {"route": "/api/t/authors/{author_id}/"}
+    plain, bounded = (Author.objects.create(name="a", email=f"{n}@example.com") for n in ("a", "b"))
+    assert client.delete(f"/api/t/authors/{plain.id}/", **TOKEN).status_code == 204
+    queries = moved("http_server_request_db_queries_sum", **route)
+    assert client.delete(f"/api/t/authors/{bounded.id}/", HTTP_X_REQUEST_DEADLINE="30", **TOKEN).status_code == 204
+    assert moved("http_server_request_db_queries_sum", **route) == 2 * queries > 0
+
+
 @pytest.mark.django_db
 def test_metrics_need_no_token_but_take_only_get_and_head(client):
     """/metrics answers without a token; HEAD has no body, and POST is a JSON 405 naming the methods."""

@@ -13,6 +13,7 @@ from django.db.migrations.state import ProjectState
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
+from shared_core.models import RowDeleted
 from shared_core.signals import post_restore, post_soft_delete
 from tests.testapp.models import Anthology, Author, Book, Chapter, Node, Review, Sticker
 
@@ -415,3 +416,62 @@ def test_private_query_hooks_match_the_public_filters_at_the_locked_django():
     public = Book.all_objects.filter(is_deleted=False).filter(author__in=Author.all_objects.filter(is_deleted=False))
     assert str(nested.query) == str((public | Book.all_objects.filter(is_deleted=False, title="x")).query)
     assert str(Author.objects.all().query) == str(Author.all_objects.filter(is_deleted=False).query)  # not mutated
+
+
+def test_save_racing_a_soft_delete_raises_and_never_brings_the_row_back():
+    """A row loaded, then soft-deleted elsewhere, then saved: RowDeleted, and the row stays deleted."""
+    author = make_author()
+    loaded = Author.objects.get(pk=author.pk)
+    Author.objects.get(pk=author.pk).soft_delete()
+    loaded.name = "Changed"
+    with pytest.raises(RowDeleted, match=str(author.pk)), transaction.atomic():
+        loaded.save()
+    row = Author.all_objects.get(pk=author.pk)
+    assert (row.is_deleted, row.name) == (True, "Ada")
+
+
+def test_two_saves_of_different_fields_both_keep_their_change():
+    """Two copies of one row change different fields: the later save does not undo the earlier one."""
+    author = make_author()
+    first, second = Author.objects.get(pk=author.pk), Author.objects.get(pk=author.pk)
+    first.name = "Grace"
+    first.save()
+    second.email = "grace@example.com"
+    second.save()
+    row = Author.objects.get(pk=author.pk)
+    assert (row.name, row.email) == ("Grace", "grace@example.com")
+
+
+def test_save_of_a_loaded_row_writes_only_changed_fields_and_updated_at():
+    """The UPDATE names the changed field and updated_at, and requires the row to be live."""
+    loaded = Author.objects.get(pk=make_author().pk)
+    loaded.name = "Grace"
+    with CaptureQueriesContext(connection) as ctx:
+        loaded.save()
+    (update,) = [q for q in sql_of(ctx) if q.startswith("UPDATE")]
+    assert '"NAME"' in update and '"UPDATED_AT"' in update
+    assert '"EMAIL"' not in update and '"IS_DELETED" = ' not in update.split("WHERE")[0]
+    assert '"IS_DELETED"' in update.split("WHERE")[1]
+
+
+def test_saving_twice_writes_the_second_change_only():
+    """After a save, the saved values count as loaded: the next save writes only what changed after it."""
+    loaded = Author.objects.get(pk=make_author().pk)
+    loaded.name = "Grace"
+    loaded.save()
+    other = Author.objects.get(pk=loaded.pk)
+    other.name = "Hopper"
+    other.save()
+    loaded.email = "new@example.com"
+    loaded.save()
+    assert Author.objects.values_list("name", "email").get(pk=loaded.pk) == ("Hopper", "new@example.com")
+
+
+def test_save_of_a_deleted_row_loaded_as_deleted_still_works():
+    """A deleted row loaded through all_objects can be changed by save (no live condition applies)."""
+    author = make_author()
+    author.soft_delete()
+    loaded = Author.all_objects.get(pk=author.pk)
+    loaded.name = "Archived"
+    loaded.save()
+    assert Author.all_objects.values_list("name", "is_deleted").get(pk=author.pk) == ("Archived", True)

@@ -4,23 +4,27 @@ from __future__ import annotations
 
 import importlib.machinery
 import importlib.util
+import io
 import os
 import time
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from django.db import transaction
+from django.core.management import call_command
+from django.core.management.base import CommandError
+from django.db import IntegrityError, InterfaceError, OperationalError, ProgrammingError, connection, transaction
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from django_tasks_db.models import DBTaskResult
 
 from shared_core.clients import HTTPClient, HTTPConnectionError, HTTPStatusError, HTTPTimeoutError
 from shared_core.context import REQUEST_ID_HEADER, request_context
 from shared_core.outbox import backoff, is_transient
-from shared_core.outbox.worker import Worker, outbox_stats, recover, retry_failed
+from shared_core.outbox.worker import Worker, outbox_stats, prune_finished, recover, retry_failed
 from shared_core.testing import Reply
 from shared_core.tracing import TraceContext, parse_traceparent, trace_context
-from tests.testapp.tasks import broken, deliver
+from tests.testapp.tasks import broken, database_hiccup, deliver
 
 pytestmark = pytest.mark.django_db
 ROOT = Path(__file__).resolve().parents[2]
@@ -75,6 +79,22 @@ def test_transient_failures_are_retried_with_one_key_until_success(upstream, now
     assert row.status == "SUCCESSFUL" and row.return_value == 3 and len(row.worker_ids) == 3
     keys = {hit.headers["Idempotency-Key"] for hit in upstream.hits("/hook/")}
     assert keys == {f"outbox-{result.id}"}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_transient_database_error_in_a_task_is_retried_not_failed(now_retries):
+    """A task whose query fails with OperationalError twice is retried like any transient error, and succeeds."""
+    result = database_hiccup.enqueue(2)
+    assert drain() == 3
+    row = DBTaskResult.objects.get(pk=result.id)
+    assert (row.status, row.return_value, len(row.worker_ids)) == ("SUCCESSFUL", 3, 3)
+
+
+def test_database_errors_that_a_retry_can_outlive_are_transient():
+    """OperationalError and InterfaceError (locked, serialization failure, connection closed) are transient."""
+    assert is_transient(OperationalError("database is locked"))
+    assert is_transient(InterfaceError("connection already closed"))
+    assert not is_transient(IntegrityError("duplicate key")) and not is_transient(ProgrammingError("bad SQL"))
 
 
 def test_a_retry_waits_its_backoff_and_keeps_the_last_error(upstream, settings):
@@ -274,3 +294,53 @@ def test_the_outbox_command_says_when_a_service_has_no_outbox():
 
     with override_settings(INSTALLED_APPS=["shared_core"]), pytest.raises(CommandError, match="no outbox"):
         call_command("outbox", "status")
+
+
+def finished(result_id: object, *, status: str, days_ago: float) -> None:
+    DBTaskResult.objects.filter(pk=result_id).update(
+        status=status, finished_at=timezone.now() - timedelta(days=days_ago)
+    )
+
+
+def test_prune_deletes_old_successful_tasks_only(upstream, settings):
+    """Successful tasks older than OUTBOX_RETENTION go; recent ones, failed and ready ones stay."""
+    settings.OUTBOX_RETENTION = 3 * 24 * 3600
+    old, recent, failed, ready = (deliver.enqueue(upstream.url, {"n": str(n)}).id for n in range(4))
+    finished(old, status="SUCCESSFUL", days_ago=4)
+    finished(recent, status="SUCCESSFUL", days_ago=1)
+    finished(failed, status="FAILED", days_ago=30)
+    assert prune_finished(batch=1) == 1
+    assert {str(pk) for pk in DBTaskResult.objects.values_list("pk", flat=True)} == {recent, failed, ready}
+
+
+def test_a_retention_of_zero_keeps_every_task(upstream, settings):
+    """OUTBOX_RETENTION=0 prunes nothing, however old."""
+    settings.OUTBOX_RETENTION = 0
+    finished(deliver.enqueue(upstream.url, {"n": "1"}).id, status="SUCCESSFUL", days_ago=365)
+    assert prune_finished() == 0 and DBTaskResult.objects.count() == 1
+
+
+def test_the_prune_command_takes_an_age_and_refuses_a_bad_one(upstream):
+    """`outbox prune --older-than 3600` deletes what finished before then and says how many; 0 is refused."""
+    finished(deliver.enqueue(upstream.url, {"n": "1"}).id, status="SUCCESSFUL", days_ago=1)
+    out = io.StringIO()
+    call_command("outbox", "prune", "--older-than", "3600", stdout=out)
+    assert out.getvalue().strip() == "1 successful task(s) pruned" and DBTaskResult.objects.count() == 0
+    with pytest.raises(CommandError, match="positive"):
+        call_command("outbox", "prune", "--older-than", "0")
+
+
+def test_the_gauges_query_reads_unfinished_tasks_through_their_index(upstream):
+    """The outbox gauge's query uses the partial index of unfinished tasks, so finished rows are never read."""
+    deliver.enqueue(upstream.url, {"n": "1"})
+    with CaptureQueriesContext(connection) as ctx:
+        outbox_stats()
+    (query,) = ctx.captured_queries
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute("SET LOCAL enable_seqscan = off")  # a tiny table is scanned anyway; ask if it can use it
+            cursor.execute(f"EXPLAIN {query['sql']}")
+        else:
+            cursor.execute(f"EXPLAIN QUERY PLAN {query['sql']}")
+        plan = " ".join(str(cell) for row in cursor.fetchall() for cell in row)
+    assert "outbox_unfinished_idx" in plan, plan

@@ -84,7 +84,13 @@ def test_database_connections_are_kept_and_health_checked():
 def test_task_queues_turn_the_outbox_on_with_checked_timings():
     """Queues add the task apps and backend; a recovery bound not above the task timeout is refused."""
     settings = service_settings("svc", apps=["svc_app"], urlconf="svc_app.urls", task_queues=["q"], env=SECRETS)
-    assert settings["INSTALLED_APPS"] == ["shared_core", "django_tasks", "django_tasks_db", "svc_app"]
+    assert settings["INSTALLED_APPS"] == [
+        "shared_core",
+        "django_tasks",
+        "django_tasks_db",
+        "shared_core.outbox",
+        "svc_app",
+    ]
     assert settings["TASKS"]["default"] == {"BACKEND": "shared_core.outbox.OutboxBackend", "QUEUES": ["q"]}
     assert (settings["OUTBOX_TASK_TIMEOUT"], settings["OUTBOX_RECOVER_AFTER"]) == (30.0, 90.0)
     for env in ({"OUTBOX_RECOVER_AFTER": "30"}, {"OUTBOX_TASK_TIMEOUT": "0"}, {"OUTBOX_MAX_ATTEMPTS": "0"}):

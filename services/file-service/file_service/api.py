@@ -1,5 +1,6 @@
 """The JSON API of file-service: attachments of tickets, stored by sha256."""
 
+import re
 from datetime import datetime
 from functools import cache
 from typing import Annotated, Any, Literal
@@ -75,18 +76,49 @@ def too_large() -> APIError:
     return APIError(413, "too_large", f"uploads are limited to {settings.FILE_UPLOAD_MAX_BYTES} bytes", field="file")
 
 
+#: What a stored type must look like: ``type/subtype`` and parameters, printable ASCII (RFC 9110's media-type).
+_MEDIA_TYPE = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+/[!#$%&'*+.^_`|~0-9A-Za-z-]+(?:[ \t]*;[ -~]*)?")
+#: The type of bytes whose part declared none, or one that is not a media type.
+DEFAULT_CONTENT_TYPE = "application/octet-stream"
+
+
+def media_type(declared: str | None) -> str:
+    """``declared`` if it is a media type of at most 255 characters, else ``DEFAULT_CONTENT_TYPE``.
+
+    A part's type is sent back as a header on every download: a CR, LF or any other control character in it
+    would make each download fail, so such a type is never stored.
+    """
+    if declared and len(declared) <= 255 and _MEDIA_TYPE.fullmatch(declared):
+        return declared
+    return DEFAULT_CONTENT_TYPE
+
+
+def ticket_is_deleted(ticket_id: UUID) -> bool:
+    """Whether the newest deletion of the ticket file-service was told of still holds (locks its record)."""
+    record = _deletion_record(ticket_id)
+    return record.number > 0 and not record.restored
+
+
 @router.post("/files/", response={201: FileOut, **ERROR_RESPONSES})
 def upload(request: HttpRequest, form: Form[UploadIn], file: FilePart[UploadedFile]) -> Status[File]:
-    """Store an attachment of a live ticket (multipart: ``ticket_id`` and ``file``)."""
+    """Store an attachment of a live ticket (multipart: ``ticket_id`` and ``file``).
+
+    The ticket is checked twice: live in ticket-service first, then, in the transaction that stores the
+    file, not deleted as far as file-service was told (its deletion record is locked meanwhile), so an upload
+    racing the ticket's deletion is either refused or taken by that deletion, never left live.
+    """
     if file.size is not None and file.size > settings.FILE_UPLOAD_MAX_BYTES:
         raise too_large()
-    fetch_reference(tickets(), f"/api/tickets/{form.ticket_id}/", "ticket_id", "ticket_id names no live ticket")
+    missing = "ticket_id names no live ticket"
+    fetch_reference(tickets(), f"/api/tickets/{form.ticket_id}/", "ticket_id", missing)
     sha256, size = store(file)
     name = file.name or "upload"  # Django has already cut a longer name to 255 characters, extension kept
-    content_type = (file.content_type or "application/octet-stream")[:255]
-    stored = File.objects.create(
-        ticket_id=form.ticket_id, name=name, size=size, content_type=content_type, sha256=sha256
-    )
+    with transaction.atomic():
+        if ticket_is_deleted(form.ticket_id):
+            raise APIError(404, "not_found", missing, field="ticket_id")
+        stored = File.objects.create(
+            ticket_id=form.ticket_id, name=name, size=size, content_type=media_type(file.content_type), sha256=sha256
+        )
     return Status(201, stored)
 
 
@@ -120,7 +152,8 @@ def file_content(request: HttpRequest, file_id: UUID) -> FileResponse:
     path = blob_path(file.sha256)
     if not path.exists():
         raise APIError(410, "gone", "the stored bytes are missing")
-    response = FileResponse(path.open("rb"), content_type=file.content_type, as_attachment=True, filename=file.name)
+    content_type = media_type(file.content_type)  # rows stored before types were checked, too
+    response = FileResponse(path.open("rb"), content_type=content_type, as_attachment=True, filename=file.name)
     response["X-Content-SHA256"] = file.sha256
     return response
 
@@ -157,7 +190,7 @@ def delete_ticket_files(request: HttpRequest, ticket_id: UUID, payload: Deletion
         record = _deletion_record(ticket_id)
         if number > record.number:
             record.number, record.restored = number, False
-            record.save()
+            record.save(update_fields=["number", "restored", "updated_at"])
             (_, _), stamp = File.objects.filter(ticket_id=ticket_id).soft_delete()
             taken = File.all_objects.filter(ticket_id=ticket_id, is_deleted=True)
             if stamp is not None:
@@ -168,19 +201,22 @@ def delete_ticket_files(request: HttpRequest, ticket_id: UUID, payload: Deletion
 
 @router.post("/tickets/{ticket_id}/files/restore/", response={200: DeletionOut, **ERROR_RESPONSES}, auth=TICKET_SERVICE)
 def restore_ticket_files(request: HttpRequest, ticket_id: UUID, payload: DeletionIn) -> dict[str, Any]:
-    """Undo deletion ``n`` of the ticket: exactly the files it holds come back, not those deleted on their own.
+    """Undo deletion ``n`` of the ticket: the files its deletions hold come back, not those deleted on their own.
 
-    Idempotent, and safe out of order: a restore that arrives before its deletion marks it undone, so
-    the deletion changes nothing when it comes; a restore of a superseded deletion changes nothing.
+    Idempotent, and safe out of order: the newest event by number decides, whatever order they arrive in.
+    Restore ``n`` after deletion ``n`` means the ticket is live, so every file that deletion ``n`` or an
+    older one still holds comes back (an older deletion whose restore was overtaken, say D1, R2, R1, D2).
+    A restore that arrives before its deletion marks it undone, so the deletion changes nothing when it
+    comes; a restore of a superseded deletion changes nothing.
     """
     number = payload.deletion
     with transaction.atomic():
         record = _deletion_record(ticket_id)
         if number > record.number or (number == record.number and not record.restored):
-            held = File.all_objects.filter(ticket_id=ticket_id, is_deleted=True, ticket_deletion=number)
+            held = File.all_objects.filter(ticket_id=ticket_id, is_deleted=True, ticket_deletion__lte=number)
             ids = list(held.values_list("pk", flat=True))
             File.all_objects.filter(pk__in=ids).restore()
             File.all_objects.filter(pk__in=ids).update(ticket_deletion=None)
             record.number, record.restored = number, True
-            record.save()
+            record.save(update_fields=["number", "restored", "updated_at"])
         return _state(record, number)

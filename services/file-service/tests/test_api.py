@@ -1,7 +1,10 @@
 """file-service's API through Django's test client, with blobs in a temporary directory."""
 
 import hashlib
+import itertools
+import os
 import uuid
+from pathlib import Path
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
@@ -148,3 +151,137 @@ def test_a_thousand_character_file_name_is_kept_cut_to_255(api):
     response = api.generic("POST", "/api/files/", body, content_type=f"multipart/form-data; boundary={boundary}")
     assert response.status_code == 201, response.json()
     assert response.json()["name"] == "n" * 251 + ".txt"
+
+
+#: A ticket's history of deletions and restores, in the order ticket-service made them.
+HISTORY = (("delete", 1), ("restore", 1), ("delete", 2), ("restore", 2))
+
+
+@pytest.mark.parametrize(
+    "arrival",
+    [order for n in range(1, len(HISTORY) + 1) for order in itertools.permutations(HISTORY[:n])],
+    ids=lambda order: ",".join(f"{a[0].upper()}{n}" for a, n in order),
+)
+def test_every_arrival_order_of_up_to_four_events_ends_as_the_newest_says(api, tickets, arrival):
+    """Whatever order deletions and restores arrive in, the files follow the newest event by number so far."""
+    own = upload(api, data=b"deleted on its own").json()["id"]
+    api.delete(f"/api/files/{own}/")
+    files = {upload(api, data=bytes([i])).json()["id"] for i in range(2)}
+    seen: list[tuple[str, int]] = []
+    for event in arrival:
+        deletion(tickets, *event)
+        seen.append(event)
+        newest = max(seen, key=HISTORY.index)
+        assert live_files(api) == (files if newest[0] == "restore" else set()), f"after {seen}"
+    assert File.all_objects.get(pk=own).is_deleted
+
+
+def test_an_upload_after_its_tickets_deletion_arrived_is_404_and_stores_nothing(api, tickets):
+    """ticket-service still answers live, but file-service already applied the deletion: 404, no live file."""
+    deletion(tickets, "delete", 1)
+    answer = upload(api)
+    assert answer.status_code == 404 and answer.json()["field"] == "ticket_id"
+    assert not File.objects.exists()
+    deletion(tickets, "restore", 1)
+    assert upload(api).status_code == 201
+
+
+def multipart(part_headers: bytes, data: bytes = b"bytes", ticket: str = TICKET) -> tuple[bytes, str]:
+    boundary = "sc-boundary"
+    body = (
+        (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="ticket_id"\r\n\r\n{ticket}\r\n'
+            f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="a.txt"\r\n'
+        ).encode()
+        + part_headers
+        + b"\r\n\r\n"
+        + data
+        + f"\r\n--{boundary}--\r\n".encode()
+    )
+    return body, f"multipart/form-data; boundary={boundary}"
+
+
+@pytest.mark.parametrize(
+    "declared",
+    [b"Content-Type: text/plain\rX-Injected: 1", b"Content-Type: text/plain\nX: 1", b"Content-Type: a\x01b/c"],
+)
+def test_a_control_character_in_a_parts_type_is_stored_as_octet_stream(api, declared):
+    """A part type with CR, LF or a control character: stored as application/octet-stream; downloads work."""
+    body, content_type = multipart(declared)
+    created = api.post("/api/files/", body, content_type=content_type)
+    assert created.status_code == 201, created.json()
+    assert created.json()["content_type"] == "application/octet-stream"
+    content = api.get(f"/api/files/{created.json()['id']}/content")
+    assert content.status_code == 200 and content["Content-Type"] == "application/octet-stream"
+
+
+def test_a_type_stored_before_the_check_still_downloads(api):
+    """A row whose stored type holds a line break (written before types were checked) downloads as octet-stream."""
+    file_id = upload(api).json()["id"]
+    File.objects.filter(pk=file_id).update(content_type="text/plain\r\nX-Injected: 1")
+    content = api.get(f"/api/files/{file_id}/content")
+    assert content.status_code == 200 and content["Content-Type"] == "application/octet-stream"
+
+
+@pytest.fixture
+def spool(settings, tmp_path) -> Path:
+    """A fresh spool directory; parts over 1 KiB are spooled there, not kept in memory."""
+    settings.FILE_UPLOAD_TEMP_DIR = str(tmp_path / "spool")
+    settings.FILE_UPLOAD_MAX_MEMORY_SIZE = 1024
+    return tmp_path / "spool"
+
+
+def spooled(spool: Path) -> list[str]:
+    return sorted(p.name for p in spool.iterdir() if p.name != ".lock") if spool.exists() else []
+
+
+def test_a_spooled_upload_leaves_no_file_behind(api, spool):
+    """A large upload is spooled in FILE_UPLOAD_TEMP_DIR and the spool file is gone when the request ends."""
+    created = upload(api, data=b"x" * 100_000)
+    assert created.status_code == 201 and created.json()["size"] == 100_000
+    assert spool.is_dir() and spooled(spool) == []
+
+
+def test_an_upload_that_a_failing_view_rejects_leaves_no_spool_file(api, spool, ticket_service):
+    """The view refuses the upload after it was spooled (ticket not live): 404, and no spool file is left."""
+    ticket_service.script(f"/api/tickets/{TICKET}/", Reply(404, b'{"error": "not_found"}'))
+    assert upload(api, data=b"x" * 100_000).status_code == 404
+    assert spooled(spool) == []
+
+
+def test_an_upload_over_the_spool_budget_is_507_and_leaves_nothing(api, spool, settings):
+    """An upload bigger than FILE_UPLOAD_SPOOL_BYTES (but within the size limit): 507 JSON, nothing stored."""
+    settings.FILE_UPLOAD_SPOOL_BYTES = 64 * 1024
+    answer = upload(api, data=b"x" * 100_000)
+    assert answer.status_code == 507 and answer.json()["error"] == "insufficient_storage"
+    assert spooled(spool) == [] and not File.all_objects.exists()
+
+
+def test_uploads_in_progress_count_against_the_budget(api, spool, settings):
+    """Room another upload holds counts: with it taking the budget, the next is 507; once it is gone, 201."""
+    settings.FILE_UPLOAD_SPOOL_BYTES = 256 * 1024
+    spool.mkdir()
+    holder = spool / "in-progress"
+    with holder.open("wb") as held:
+        os.posix_fallocate(held.fileno(), 0, 200 * 1024)
+    assert upload(api, data=b"x" * 100_000).status_code == 507
+    holder.unlink()
+    assert upload(api, data=b"x" * 100_000).status_code == 201
+    assert spooled(spool) == []
+
+
+def test_a_part_past_the_size_limit_is_413_at_that_byte_and_leaves_nothing(api, spool, settings):
+    """A spooled part passing FILE_UPLOAD_MAX_BYTES is refused while it streams: 413, no spool file."""
+    settings.FILE_UPLOAD_MAX_BYTES = 50_000
+    settings.FILE_UPLOAD_SPOOL_BYTES = 10 * 1024 * 1024
+    answer = upload(api, data=b"x" * 200_000)
+    assert answer.status_code == 413 and answer.json()["error"] == "too_large"
+    assert spooled(spool) == []
+
+
+def test_a_multipart_body_cut_short_leaves_no_spool_file(api, spool):
+    """A body that ends half-way through a spooled part (a client gone): a 400, and the partial file removed."""
+    body, content_type = multipart(b"Content-Type: text/plain", data=b"x" * 100_000)
+    answer = api.post("/api/files/", body[: len(body) // 2], content_type=content_type)
+    assert answer.status_code == 400
+    assert spooled(spool) == []

@@ -3,6 +3,7 @@
 import uuid
 
 import pytest
+from django.db.models.signals import pre_save
 from user_service.models import User
 
 from shared_core.testing import undocumented_routes
@@ -137,3 +138,46 @@ def test_patch_with_null_email_or_name_is_400_and_null_department_clears_it(api)
         assert response.status_code == 400 and response.json()["field"] == field
     cleared = api.patch(f"/api/users/{user}/", {"department_id": None}, content_type="application/json")
     assert cleared.status_code == 200 and cleared.json()["department_id"] is None
+
+
+def test_an_email_that_lower_casing_lengthens_past_254_is_a_400(api):
+    """254 characters with İ grow when lower-cased: a 400 naming email, nothing stored."""
+    email = "a@" + "İ" * 60 + "." + "b" * (254 - 63 - 4) + ".com"
+    assert len(email) == 254 and len(email.lower()) > 254
+    answer = create(api, email=email)
+    assert answer.status_code == 400 and answer.json()["field"] == "email"
+    assert not User.all_objects.exists()
+
+
+def test_a_patch_racing_a_delete_is_a_404_and_never_brings_the_user_back(api):
+    """A DELETE between the PATCH's read and its write: 404 naming the user, and nothing written."""
+    user_id = create(api).json()["id"]
+
+    def delete_meanwhile(sender, instance, **kwargs):
+        User.objects.filter(pk=instance.pk).delete()
+
+    pre_save.connect(delete_meanwhile, sender=User)
+    try:
+        answer = api.patch(f"/api/users/{user_id}/", {"name": "Grace"}, content_type="application/json")
+    finally:
+        pre_save.disconnect(delete_meanwhile, sender=User)
+    assert answer.status_code == 404 and user_id in answer.json()["detail"]
+    assert User.all_objects.values_list("name", flat=True).get(pk=user_id) == "Ada"
+
+
+def test_two_patches_of_different_fields_keep_both(api):
+    """A PATCH of name whose read came before another PATCH of email keeps that email."""
+    user_id = create(api).json()["id"]
+
+    def patch_email_meanwhile(sender, instance, **kwargs):
+        pre_save.disconnect(patch_email_meanwhile, sender=User)
+        api.patch(f"/api/users/{user_id}/", {"email": "grace@example.com"}, content_type="application/json")
+
+    pre_save.connect(patch_email_meanwhile, sender=User)
+    try:
+        assert (
+            api.patch(f"/api/users/{user_id}/", {"name": "Grace"}, content_type="application/json").status_code == 200
+        )
+    finally:
+        pre_save.disconnect(patch_email_meanwhile, sender=User)
+    assert User.objects.values_list("name", "email").get(pk=user_id) == ("Grace", "grace@example.com")

@@ -30,16 +30,26 @@ router = Router(tags=["users"])
 Name = text(200)
 
 
+#: The longest email stored (the column's length), counted after lower-casing.
+MAX_EMAIL_LENGTH = User._meta.get_field("email").max_length or 254
+
+
 def valid_email(value: str) -> str:
+    """The address lower-cased, then checked: lower-casing can lengthen it (``İ`` becomes two characters)."""
+    normalised = value.lower()
+    if len(normalised) > MAX_EMAIL_LENGTH:
+        raise ValueError(f"is longer than {MAX_EMAIL_LENGTH} characters once lower-cased")
     try:
-        validate_email(value)
+        validate_email(normalised)
     except ValidationError:
         raise ValueError("is not a valid email address") from None
-    return value.lower()
+    return normalised
 
 
 Email = Annotated[
-    text(254), AfterValidator(valid_email), WithJsonSchema({"type": "string", "format": "email", "maxLength": 254})
+    text(MAX_EMAIL_LENGTH),
+    AfterValidator(valid_email),
+    WithJsonSchema({"type": "string", "format": "email", "maxLength": MAX_EMAIL_LENGTH}),
 ]
 
 

@@ -21,7 +21,7 @@ def _queues(raw: str) -> list[str]:
 
 
 class Command(BaseCommand):
-    help = "The transactional outbox: work (run the worker), status, retry (FAILED tasks)."
+    help = "The transactional outbox: work (run the worker), status, retry (FAILED tasks), prune (old successful ones)."
 
     def add_arguments(self, parser: ArgumentParser) -> None:
         commands = parser.add_subparsers(dest="action", required=True)
@@ -38,6 +38,10 @@ class Command(BaseCommand):
         retry = commands.add_parser("retry", help="Put FAILED tasks back to READY with a fresh set of attempts.")
         retry.add_argument("--queues", default="*", help="Comma-separated queues (default: every queue).")
         retry.add_argument("ids", nargs="*", help="Only these task ids.")
+        prune = commands.add_parser("prune", help="Delete successful tasks older than the retention, now.")
+        prune.add_argument(
+            "--older-than", type=float, default=None, help="Seconds since they finished (default: OUTBOX_RETENTION)."
+        )
 
     def handle(self, *args: Any, action: str, **options: Any) -> None:
         if not apps.is_installed("django_tasks_db"):
@@ -48,6 +52,12 @@ class Command(BaseCommand):
             self.work(**options)
         elif action == "status":
             self.status(as_json=options["json"])
+        elif action == "prune":
+            from shared_core.outbox.worker import prune_finished
+
+            if options["older_than"] is not None and options["older_than"] <= 0:
+                raise CommandError("--older-than must be a positive number of seconds")
+            self.stdout.write(f"{prune_finished(older_than=options['older_than'])} successful task(s) pruned")
         else:
             try:
                 uuids = [str(uuid.UUID(raw)) for raw in options["ids"]]

@@ -15,7 +15,8 @@ DEBUG = False
 ALLOWED_HOSTS = ["*"]
 ROOT_URLCONF = __name__
 INSTALLED_APPS = ["shared_core"]
-MIDDLEWARE = ["shared_core.middleware.RequestContextMiddleware"]
+MIDDLEWARE = ["shared_core.metrics.MetricsMiddleware", "shared_core.middleware.RequestContextMiddleware"]
+METRICS_MULTIPROC_DIR = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
 DATABASES: dict[str, dict[str, str]] = {}
 LOGGING = get_logging_config("contract-child")
 
