@@ -105,7 +105,16 @@ test-integration-postgres: ## Soft delete, the outbox, a database restart and th
 	  tests/integration/test_soft_delete.py tests/integration/test_database.py tests/integration/test_contracts.py \
 	  tests/integration/test_outbox.py \
 	  $(LOG_TESTS)::test_every_log_line_has_the_shared_format \
-	  $(LOG_TESTS)::test_one_request_id_appears_in_three_services_logs"
+	  $(LOG_TESTS)::test_one_request_id_appears_in_three_services_logs \
+	  tests/integration/test_soak.py"
+
+SOAK_SECONDS ?= 180
+SOAK_SEED ?= random
+SOAK_DB ?= postgres
+.PHONY: soak
+soak: ## Seeded random workload + real faults + invariant checker (SOAK_SECONDS=180, SOAK_SEED, SOAK_DB=postgres)
+	@SOAK_SECONDS=$(SOAK_SECONDS) SOAK_SEED=$(SOAK_SEED) $(MAKE) --no-print-directory test-integration \
+	  DB=$(SOAK_DB) INTEGRATION_TESTS=tests/integration/test_soak.py PYTEST_ARGS="-s"
 
 .PHONY: test
 test: lint test-unit test-services test-unit-postgres test-image test-integration test-integration-postgres test-swarm ## Everything

@@ -40,7 +40,8 @@ def throwaway_secrets() -> dict[str, str]:
     """The values tools/swarm turns into a stack's Swarm secrets, made up for one run that removes the stack after."""
     made_up = ("OPERATOR_TOKEN", "TICKET_SERVICE_TOKEN", "COMMUNICATION_SERVICE_TOKEN", "FILE_SERVICE_TOKEN")
     return {
-        **{name: secrets.token_urlsafe(24) for name in (*made_up, "POSTGRES_PASSWORD")},
+        **{name: secrets.token_urlsafe(24) for name in made_up},
+        "POSTGRES_PASSWORD": secrets.token_urlsafe(24) + "@/:%?#",  # tools/swarm must encode it into the URLs
         "DJANGO_SECRET_KEY": secrets.token_urlsafe(50),
     }
 

@@ -229,19 +229,21 @@ class BaseModel(models.Model):
     def save(self, *args: Any, update_fields: Any = None, **kwargs: Any) -> None:
         """Save the fields changed since loading (or ``update_fields``) and ``updated_at``, only if still live.
 
-        Raises ``RowDeleted`` when the row was soft-deleted meanwhile; then nothing is written.
+        Raises ``RowDeleted`` when the row was soft-deleted meanwhile; then nothing is written. A row
+        inserted here counts as loaded afterwards: its next save writes only what changes after this one.
         """
         if not args and not kwargs.get("force_insert"):
             fields = self.changed_fields() if update_fields is None else list(update_fields)
             if fields is not None:
-                update_fields = [*dict.fromkeys([*fields, "updated_at"])]
+                stamped = [f.name for f in self._meta.concrete_fields if getattr(f, "auto_now", False)]
+                update_fields = [*dict.fromkeys([*fields, *stamped])]
         super().save(*args, update_fields=update_fields, **kwargs)
-        loaded = self.__dict__.get("_loaded")
-        if loaded is not None:
-            written = update_fields or [f.name for f in self._meta.concrete_fields]
-            for name in written:
-                attname = self._meta.get_field(name).attname  # type: ignore[union-attr]
-                loaded[attname] = getattr(self, attname)
+        written = update_fields or [f.name for f in self._meta.concrete_fields]
+        loaded = self.__dict__.setdefault("_loaded", {})
+        for name in written:
+            attname = self._meta.get_field(name).attname  # type: ignore[union-attr]
+            if attname in self.__dict__:
+                loaded[attname] = self.__dict__[attname]
 
     @classmethod
     def from_db(cls, db: str | None, field_names: Any, values: Any) -> Any:  # type: ignore[override]

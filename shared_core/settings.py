@@ -54,7 +54,13 @@ DEFAULT_UPLOAD_MAX_BYTES = 10 * 1024 * 1024
 DEFAULT_CONN_MAX_AGE = 60
 
 #: Variables that may name a file holding the value instead (``NAME_FILE``), as Swarm and Kubernetes mount secrets.
-SECRET_VARIABLES = ("DJANGO_SECRET_KEY", "SERVICE_AUTH_TOKEN", "SERVICE_ACCEPTED_TOKENS", "DATABASE_URL")
+SECRET_VARIABLES = (
+    "DJANGO_SECRET_KEY",
+    "SERVICE_AUTH_TOKEN",
+    "SERVICE_ACCEPTED_TOKENS",
+    "DATABASE_URL",
+    "DATABASE_PASSWORD",
+)
 
 _CALLER_NAME = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
 
@@ -148,6 +154,8 @@ def service_settings(
     database = dj_database_url.parse(
         env.get("DATABASE_URL") or DEFAULT_DATABASE_URL, conn_max_age=DEFAULT_CONN_MAX_AGE, conn_health_checks=True
     )
+    if env.get("DATABASE_PASSWORD"):  # as it is, any characters: no percent-encoding into the URL to get wrong
+        database["PASSWORD"] = env["DATABASE_PASSWORD"]
     if database["ENGINE"] == "django.db.backends.sqlite3":
         # WAL and IMMEDIATE transactions let gunicorn's threads write without "database is locked".
         database["OPTIONS"] = {

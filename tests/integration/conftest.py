@@ -68,6 +68,8 @@ def docker_compose_project_name() -> str:
 CALLER_TOKENS = ("OPERATOR_TOKEN", "TICKET_SERVICE_TOKEN", "COMMUNICATION_SERVICE_TOKEN", "FILE_SERVICE_TOKEN")
 #: Outbox workers of ticket-service in the stack (compose.test.yaml scales ticket-worker to two).
 TICKET_WORKERS = 2
+#: Characters a password may hold that break a URL (user info, path, port, escapes) unless percent-encoded.
+URL_BREAKING = "@/:%?#"
 #: Generous bound for a log line written after a response to show up in `docker logs`.
 LOG_WITHIN = 30.0
 
@@ -105,7 +107,8 @@ def stack_env(tokens: dict[str, str]) -> Iterator[None]:
         # Retries come back within 2 s, and a stopped neighbour is waited for rather than given up on.
         "OUTBOX_BACKOFF_MAX": "2",
         "OUTBOX_MAX_ATTEMPTS": "1000",
-        "POSTGRES_PASSWORD": secrets.token_urlsafe(24),
+        # The characters that break a database URL unless encoded: the stack must take them.
+        "POSTGRES_PASSWORD": secrets.token_urlsafe(24) + URL_BREAKING,
     }
     saved = {k: os.environ.get(k) for k in values}
     os.environ.update(values)

@@ -475,3 +475,13 @@ def test_save_of_a_deleted_row_loaded_as_deleted_still_works():
     loaded.name = "Archived"
     loaded.save()
     assert Author.all_objects.values_list("name", "is_deleted").get(pk=author.pk) == ("Archived", True)
+
+
+def test_a_row_created_here_then_changed_writes_only_the_change():
+    """create() then a change and save(): the UPDATE names that field (and updated_at), not the others."""
+    author = make_author()
+    author.name = "Grace"
+    with CaptureQueriesContext(connection) as ctx:
+        author.save()
+    (update,) = [q for q in sql_of(ctx) if q.startswith("UPDATE")]
+    assert '"NAME"' in update and '"EMAIL"' not in update.split("WHERE")[0]

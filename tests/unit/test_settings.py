@@ -81,6 +81,16 @@ def test_database_connections_are_kept_and_health_checked():
     assert pg["CONN_MAX_AGE"] == 60 and pg["CONN_HEALTH_CHECKS"] is True
 
 
+def test_database_password_beside_the_url_takes_any_character(tmp_path):
+    """DATABASE_PASSWORD (or its _FILE) is the password as it is, `@ / : %` included, beside a URL without one."""
+    password = "p@ss/w:rd%41?#"
+    pg = make(**SECRETS, DATABASE_URL="postgres://u@db:5432/svc", DATABASE_PASSWORD=password)["DATABASES"]["default"]
+    assert (pg["USER"], pg["PASSWORD"], pg["HOST"], pg["PORT"], pg["NAME"]) == ("u", password, "db", 5432, "svc")
+    (tmp_path / "pw").write_text(password + "\n")
+    from_file = make(**SECRETS, DATABASE_URL="postgres://u@db/svc", DATABASE_PASSWORD_FILE=str(tmp_path / "pw"))
+    assert from_file["DATABASES"]["default"]["PASSWORD"] == password
+
+
 def test_task_queues_turn_the_outbox_on_with_checked_timings():
     """Queues add the task apps and backend; a recovery bound not above the task timeout is refused."""
     settings = service_settings("svc", apps=["svc_app"], urlconf="svc_app.urls", task_queues=["q"], env=SECRETS)

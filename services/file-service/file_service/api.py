@@ -160,9 +160,13 @@ def file_content(request: HttpRequest, file_id: UUID) -> FileResponse:
 
 @router.post("/files/{file_id}/restore/", response={200: FileOut, **ERROR_RESPONSES})
 def restore_file(request: HttpRequest, file_id: UUID) -> File:
+    """Restore a deleted file; 409 while its ticket is deleted (a restore of the ticket brings it back)."""
     file = get_or_404(File.all_objects.all(), file_id, "file")
-    if file.restore()[0]:
-        File.all_objects.filter(pk=file.pk).update(ticket_deletion=None)
+    with transaction.atomic():
+        if file.is_deleted and ticket_is_deleted(file.ticket_id):
+            raise APIError(409, "ticket_deleted", "the file's ticket is deleted: restore the ticket instead")
+        if file.restore()[0]:
+            File.all_objects.filter(pk=file.pk).update(ticket_deletion=None)
     return file
 
 

@@ -285,3 +285,14 @@ def test_a_multipart_body_cut_short_leaves_no_spool_file(api, spool):
     answer = api.post("/api/files/", body[: len(body) // 2], content_type=content_type)
     assert answer.status_code == 400
     assert spooled(spool) == []
+
+
+def test_a_file_of_a_deleted_ticket_cannot_be_restored_on_its_own(api, tickets):
+    """Restoring a file whose ticket file-service knows deleted is a 409; the ticket's restore brings it back."""
+    file_id = upload(api).json()["id"]
+    deletion(tickets, "delete", 1)
+    refused = api.post(f"/api/files/{file_id}/restore/")
+    assert refused.status_code == 409 and refused.json()["error"] == "ticket_deleted"
+    assert File.all_objects.get(pk=file_id).is_deleted
+    deletion(tickets, "restore", 1)
+    assert live_files(api) == {file_id}

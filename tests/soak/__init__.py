@@ -1,0 +1,1 @@
+"""A randomized, seeded soak: workload, fault injector and invariant checker (`make soak`)."""
