@@ -20,6 +20,7 @@ from typing import Any, Final
 
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
+from django.db import InterfaceError, OperationalError
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.http.request import HttpHeaders
 
@@ -114,13 +115,21 @@ class RequestContextMiddleware:
             return response
 
     def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
-        """504 JSON for work cut at the request's deadline; anything else is Django's to handle.
+        """504 JSON for work cut at the request's deadline, 503 JSON (``Retry-After: 1``) when the database
+        failed to serve it (``OperationalError``, ``InterfaceError``: restarting, gone, disk full); anything
+        else is Django's to handle.
 
         That includes a COMMIT cut by ``statement_timeout``: PostgreSQL can act on a timer that fired during
         the transaction's last moments while it commits, and then reports the transaction rolled back.
         """
         if isinstance(exception, DeadlineExceeded) or (cut_at_deadline(exception) and get_deadline() is not None):
             return json_error(504, "deadline_exceeded", "the request's deadline passed while it was served")
+        if isinstance(exception, OperationalError | InterfaceError) and not cut_at_deadline(exception):
+            # Restarting, unreachable, out of disk or connections: the client may retry; nothing was half-written,
+            # since the transaction the error ended is rolled back.
+            refused = json_error(503, "database_unavailable", "the database could not serve this request; retry")
+            refused["Retry-After"] = "1"
+            return refused
         return None
 
 

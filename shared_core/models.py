@@ -232,6 +232,8 @@ class BaseModel(models.Model):
         Raises ``RowDeleted`` when the row was soft-deleted meanwhile; then nothing is written. A row
         inserted here counts as loaded afterwards: its next save writes only what changes after this one.
         """
+        if update_fields is not None and not update_fields:
+            return  # Django's contract: an empty update_fields saves nothing
         if not args and not kwargs.get("force_insert"):
             fields = self.changed_fields() if update_fields is None else list(update_fields)
             if fields is not None:

@@ -91,6 +91,7 @@ class SpoolUploadHandler(TemporaryFileUploadHandler):
     def handle_raw_input(
         self, input_data: Any, META: Any, content_length: int, boundary: Any, encoding: Any = None
     ) -> None:
+        # FILE_UPLOAD_MAX_BYTES (service_settings sets it); unset, no part may be larger than the spool's budget.
         self.limit = int(getattr(settings, "FILE_UPLOAD_MAX_BYTES", DEFAULT_SPOOL_BYTES))
         self.request_length = content_length
         handlers = getattr(self.request, "_spool_handlers", None)

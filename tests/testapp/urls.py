@@ -42,6 +42,13 @@ def cut_outside_the_wrapper(request: HttpRequest) -> HttpResponse:
     return JsonResponse({"cut": False})
 
 
+def database_gone(request: HttpRequest) -> HttpResponse:
+    """The server ends this request's connection (as a restart does), then the view queries again (PostgreSQL)."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_terminate_backend(pg_backend_pid())")
+    return JsonResponse({"gone": False})
+
+
 def slow_sql(request: HttpRequest) -> HttpResponse:
     """A statement that takes ?seconds= (PostgreSQL), or one sent after sleeping that long (SQLite)."""
     seconds = float(request.GET.get("seconds", "5"))
@@ -69,6 +76,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/whoami/", whoami),
     path("api/slow-sql/", slow_sql),
+    path("api/database-gone/", database_gone),
     path("api/cut-outside-the-wrapper/", cut_outside_the_wrapper),
     path("api/log-mistake/", log_mistake),
     path("api/only-tickets/", only_tickets),

@@ -16,6 +16,7 @@ from ninja import Schema
 from ninja.responses import Status
 
 from shared_core.api import create_once
+from shared_core.models import RowDeleted
 from shared_core.signals import post_soft_delete
 from tests.testapp.models import Author, Book, Chapter, Receipt
 
@@ -158,3 +159,18 @@ def test_a_restore_racing_a_create_of_the_same_unique_value_is_409():
     assert "error" not in out, out
     assert out["result"].status_code == 409 and out["result"].json()["error"] == "conflict"
     assert Author.all_objects.get(pk=old.pk).is_deleted
+
+
+@pytest.mark.skipif(connection.vendor == "sqlite", reason="SQLite serialises writers; the two cannot interleave")
+def test_a_save_waiting_behind_an_uncommitted_deletion_finds_the_row_deleted():
+    """A save blocked on the row lock of a deletion in progress re-checks liveness when it commits: RowDeleted."""
+    author = Author.objects.create(name="Ada", email="save-race@example.com")
+    loaded = Author.objects.get(pk=author.pk)
+    loaded.name = "Grace"
+    with transaction.atomic():
+        Author.objects.get(pk=author.pk).soft_delete()  # holds the row until commit
+        saver, out = in_thread(loaded.save)
+        wait_for_lock_waiter()  # the save's UPDATE now waits on our deletion
+    saver.join(WAIT)
+    assert isinstance(out.get("error"), RowDeleted), out
+    assert Author.all_objects.values_list("is_deleted", "name").get(pk=author.pk) == (True, "Ada")

@@ -54,3 +54,12 @@ def test_statement_sent_after_the_budget_is_spent_gets_504(client):
 def test_without_a_deadline_statements_are_unbounded(client):
     """A request without X-Request-Deadline runs its statements as before."""
     assert client.get("/api/slow-sql/?seconds=0.1", **AUTH).json() == {"slept": 0.1}
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="pg_terminate_backend is PostgreSQL's")
+def test_a_connection_the_database_ends_mid_request_is_a_json_503(client):
+    """The server ends the request's connection (a restart, say): 503 database_unavailable with Retry-After."""
+    response = client.get("/api/database-gone/", HTTP_X_REQUEST_ID="gone-1", **AUTH)
+    assert response.status_code == 503 and response["Retry-After"] == "1"
+    assert response.json() | {"detail": ""} == {"error": "database_unavailable", "detail": "", "request_id": "gone-1"}
+    connection.close()  # as Django does before the next request (the test client skips that signal)

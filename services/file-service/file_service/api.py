@@ -17,7 +17,7 @@ from ninja.responses import Status
 from pydantic import Field
 
 from file_service.models import File, TicketDeletion
-from file_service.storage import blob_path, store
+from file_service.storage import StoreFull, blob_path, store
 from shared_core.api import (
     ERROR_RESPONSES,
     APIError,
@@ -111,7 +111,10 @@ def upload(request: HttpRequest, form: Form[UploadIn], file: FilePart[UploadedFi
         raise too_large()
     missing = "ticket_id names no live ticket"
     fetch_reference(tickets(), f"/api/tickets/{form.ticket_id}/", "ticket_id", missing)
-    sha256, size = store(file)
+    try:
+        sha256, size = store(file)
+    except StoreFull as exc:
+        raise APIError(507, "insufficient_storage", f"{exc}; retry later") from None
     name = file.name or "upload"  # Django has already cut a longer name to 255 characters, extension kept
     with transaction.atomic():
         if ticket_is_deleted(form.ticket_id):

@@ -3,7 +3,9 @@
 import hashlib
 import itertools
 import os
+import subprocess
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -296,3 +298,26 @@ def test_a_file_of_a_deleted_ticket_cannot_be_restored_on_its_own(api, tickets):
     assert File.all_objects.get(pk=file_id).is_deleted
     deletion(tickets, "restore", 1)
     assert live_files(api) == {file_id}
+
+
+@pytest.fixture
+def full_store(settings, tmp_path) -> Iterator[Path]:
+    """FILE_STORAGE_DIR on a real 64 KiB tmpfs (root only): a larger blob fills its disk."""
+    store = tmp_path / "small"
+    store.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(store)], capture_output=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.decode().strip()}")
+    settings.FILE_STORAGE_DIR = store
+    try:
+        yield store
+    finally:
+        subprocess.run(["umount", str(store)], check=True)
+
+
+def test_a_full_file_store_is_507_and_leaves_no_partial_blob(api, full_store):
+    """A blob larger than the store's free room: 507 insufficient_storage, no partial file, no row; a small one fits."""
+    refused = upload(api, data=os.urandom(200_000))
+    assert refused.status_code == 507 and refused.json()["error"] == "insufficient_storage"
+    assert [p for p in full_store.rglob("*") if p.is_file()] == [] and not File.all_objects.exists()
+    assert upload(api, data=b"small").status_code == 201
