@@ -24,7 +24,8 @@ class Faults:
 
     ``stack`` is the integration suite's ``Stack`` (containers by service, ``wait_healthy``). Each fault
     is one of: gunicorn's workers replaced (SIGHUP to the master), a container paused, a service stopped
-    and started, an outbox worker killed (SIGKILL, mid-task or not) and started, PostgreSQL restarted.
+    and started, a service or an outbox worker killed (SIGKILL, mid-request or mid-task) and started,
+    PostgreSQL restarted.
     ``injected`` counts them by kind.
     """
 
@@ -38,6 +39,7 @@ class Faults:
             ("pause a service", self.pause, 3),
             ("stop and start a service", self.stop_start, 2),
             ("kill an outbox worker", self.kill_worker, 2),
+            ("kill a service", self.kill_service, 1),
         ]
         if postgres:
             self._kinds.append(("restart PostgreSQL", self.restart_postgres, 1))
@@ -80,6 +82,11 @@ class Faults:
     def stop_start(self) -> None:
         container = self._service()
         container.stop(timeout=30)
+        container.start()
+
+    def kill_service(self) -> None:
+        container = self._service()
+        container.kill()  # SIGKILL: requests in flight get no answer, nothing is flushed
         container.start()
 
     def kill_worker(self) -> None:

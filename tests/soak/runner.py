@@ -62,6 +62,7 @@ class Report:
     faults: Counter[str] = field(default_factory=Counter)
     rows: dict[str, int] = field(default_factory=dict)
     violations: list[str] = field(default_factory=list)
+    explanations: list[str] = field(default_factory=list)
 
     def text(self) -> str:
         lines = [
@@ -72,6 +73,7 @@ class Report:
             "faults: " + (", ".join(f"{k} {v}" for k, v in sorted(self.faults.items())) or "none"),
             "rows at the end: " + ", ".join(f"{k} {v}" for k, v in self.rows.items()),
             *(f"VIOLATION {line}" for line in self.violations),
+            *self.explanations,
         ]
         return "\n".join(lines)
 
@@ -99,7 +101,21 @@ def run(stack: Any, *, seconds: float, seed: int, postgres: bool, clients: int =
     report.rows = {name: len(rows) for name, rows in vars(final).items()}
     report.violations += check(history, final)
     report.violations += list(tmp_within_budget(stack))
+    report.explanations = explain_failures(stack, history)
     return report
+
+
+def explain_failures(stack: Any, history: History) -> list[str]:
+    """For each 500 a client saw, the services' ERROR log lines of its request id (what went wrong inside)."""
+    failed = {op.body["request_id"]: op for op in history.ops if op.status == 500 and isinstance(op.body, dict)}
+    if not failed:
+        return []
+    logs = [line for s in SERVICES for line in stack.logs(s).splitlines() if " ERROR " in line or '"ERROR"' in line]
+    found = []
+    for request_id, op in failed.items():
+        lines = [line for line in logs if request_id in line]
+        found.append(f"explained: {op} logged {lines[0][:300] if lines else 'nothing at ERROR'}")
+    return found
 
 
 def _drain(stack: Any, report: Report) -> None:
