@@ -97,7 +97,7 @@ def run(stack: Any, *, seconds: float, seed: int, postgres: bool, clients: int =
     report.outcomes = Counter("no answer" if op.status is None else f"{op.status // 100}xx" for op in history.ops)
     stack.wait_healthy()
     _drain(stack, report)
-    final = read_back(stack)
+    final = only_this_run(read_back(stack), workload.marker)
     report.rows = {name: len(rows) for name, rows in vars(final).items()}
     report.violations += check(history, final)
     report.violations += list(tmp_within_budget(stack))
@@ -143,6 +143,20 @@ def read_back(stack: Any) -> Final:
             if cursor is None:
                 break
     return final
+
+
+def only_this_run(final: Final, marker: str) -> Final:
+    """The rows this run made (its ``marker`` is in each user's values and ticket's title), and their children.
+
+    The stack may hold rows of other tests (CI runs the soak after them); the invariants are about this run.
+    """
+    tickets = {k: row for k, row in final.tickets.items() if marker in row["title"]}
+    return Final(
+        users={k: row for k, row in final.users.items() if marker in row["email"] or marker in row["name"]},
+        tickets=tickets,
+        notifications={k: row for k, row in final.notifications.items() if row["ticket_id"] in tickets},
+        files={k: row for k, row in final.files.items() if row["ticket_id"] in tickets},
+    )
 
 
 def tmp_within_budget(stack: Any) -> list[str]:

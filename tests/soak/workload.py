@@ -47,6 +47,8 @@ class Workload:
 
     def __init__(self, urls: Mapping[str, str], token: str, history: History, seed: int, clients: int = 4) -> None:
         self.urls, self.history, self.seed, self.clients = urls, history, seed, clients
+        #: In every value this run writes, so that its rows are told from those of anything else on the stack.
+        self.marker = f"soak{uuid.uuid4().hex[:8]}"
         self.auth = {"Authorization": f"Bearer {token}"}
         self.stop = threading.Event()
         self._known: dict[str, list[str]] = {"user": [], "ticket": [], "file": []}
@@ -142,9 +144,8 @@ class Workload:
 
     # -- plumbing ------------------------------------------------------------------------------------------
 
-    @staticmethod
-    def _tag(rng: random.Random) -> str:
-        return uuid.UUID(int=rng.getrandbits(128)).hex[:16]
+    def _tag(self, rng: random.Random) -> str:
+        return f"{self.marker}-{uuid.UUID(int=rng.getrandbits(128)).hex[:16]}"
 
     def _pick(self, kind: str, rng: random.Random) -> str | None:
         """A known row of ``kind``: half the time one of the newest few, so that clients race on the same rows."""
