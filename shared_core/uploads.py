@@ -94,11 +94,8 @@ class SpoolUploadHandler(TemporaryFileUploadHandler):
         # FILE_UPLOAD_MAX_BYTES (service_settings sets it); unset, no part may be larger than the spool's budget.
         self.limit = int(getattr(settings, "FILE_UPLOAD_MAX_BYTES", DEFAULT_SPOOL_BYTES))
         self.request_length = content_length
-        handlers = getattr(self.request, "_spool_handlers", None)
-        if handlers is None and self.request is not None:
-            handlers = self.request._spool_handlers = []  # type: ignore[attr-defined]
-        if handlers is not None:
-            handlers.append(self)
+        if self.request is not None:
+            self.request.__dict__.setdefault("_spool_handlers", []).append(self)
 
     def new_file(self, *args: Any, **kwargs: Any) -> None:
         self.received = 0

@@ -11,6 +11,7 @@ import requests
 
 from tests.integration.conftest import eventually
 from tests.integration.test_api_regressions import new_ticket
+from tests.soak.runner import TMP_PROBE
 
 pytestmark = pytest.mark.docker
 
@@ -18,14 +19,10 @@ pytestmark = pytest.mark.docker
 BURST, UPLOAD_BYTES = 16, 10 * 1024 * 1024 - 4096
 #: Bytes /tmp may hold above where it started once the burst is over (metrics files of replaced workers).
 TMP_SLACK = 2 * 1024 * 1024
-_TMP_USAGE = (
-    "import os; print(sum(os.lstat(os.path.join(r, n)).st_blocks * 512 "
-    "for r, _, ns in os.walk('/tmp') for n in ns if os.path.exists(os.path.join(r, n))))"
-)
 
 
 def tmp_usage(stack) -> int:
-    return int(stack.container("file-service").exec_run(["python3", "-c", _TMP_USAGE]).output)
+    return int(json.loads(stack.container("file-service").exec_run(["python3", "-c", TMP_PROBE]).output)["tmp"])
 
 
 def test_a_burst_of_large_uploads_gets_201_or_507_and_leaves_tmp_as_it_was(stack):

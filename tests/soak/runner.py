@@ -33,7 +33,8 @@ LISTS = {
     "notifications": ("communication-service", "/api/notifications/"),
     "files": ("file-service", "/api/files/"),
 }
-_TMP_PROBE = """
+#: Run in a container: its /tmp usage in bytes, its metrics files and the files in its upload spool, as JSON.
+TMP_PROBE = """
 import json, os
 def usage(top):
     total = files = 0
@@ -163,7 +164,7 @@ def tmp_within_budget(stack: Any) -> list[str]:
     """Each service's /tmp within TMP_BYTES, its metrics files within METRICS_FILES, its upload spool empty."""
     found = []
     for service in SERVICES:
-        result = stack.container(service).exec_run(["python3", "-c", _TMP_PROBE])
+        result = stack.container(service).exec_run(["python3", "-c", TMP_PROBE])
         seen = json.loads(result.output)
         if seen["tmp"] > TMP_BYTES or seen["metrics"] > METRICS_FILES or seen["spool"]:
             found.append(f"resources: {service} /tmp holds {seen} (bounds {TMP_BYTES} bytes, {METRICS_FILES} files)")
