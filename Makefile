@@ -27,6 +27,14 @@ REVISION := $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
 CREATED := $(shell TZ=UTC git log -1 --format=%cd --date=format-local:%Y-%m-%dT%H:%M:%SZ 2>/dev/null \
 	|| date -u +%Y-%m-%dT%H:%M:%SZ)
 
+# A Docker suite without an engine: skipped outside CI, a failure in CI.
+define require_docker
+if ! docker info >/dev/null 2>&1; then \
+  if [[ -n "$${CI:-}" ]]; then echo "$@: CI needs a Docker engine and none answers" >&2; exit 1; fi; \
+  echo "$@: SKIPPED, no Docker engine answers (outside CI this is not a failure)"; exit 0; \
+fi
+endef
+
 .PHONY: help
 help: ## Show the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[1m%-20s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -66,10 +74,7 @@ test-unit-postgres: venv ## shared_core's and the services' unit tests on a thro
 .PHONY: test-image
 test-image: venv ## Base and proxy image contract tests (builds them): a child image FROM the base, a local registry
 	@mkdir -p $(RESULTS)
-	@if ! docker info >/dev/null 2>&1; then \
-	  if [[ -n "$${CI:-}" ]]; then echo "test-image: CI needs a Docker engine and none answers" >&2; exit 1; fi; \
-	  echo "test-image: SKIPPED, no Docker engine answers (outside CI this is not a failure)"; exit 0; \
-	fi; \
+	@$(require_docker); \
 	$(MAKE) --no-print-directory base proxy; \
 	SHARED_CORE_BASE_IMAGE=$(BASE_IMAGE) SHARED_CORE_PROXY_IMAGE=$(PROXY_IMAGE) ROOT_IMAGE=$(ROOT_IMAGE) \
 	  tools/with-registry $(PYTEST) tests/image -p no:django -W ignore::pytest.PytestConfigWarning --junitxml=$(RESULTS)/image.xml
@@ -79,10 +84,7 @@ INTEGRATION_TESTS ?= tests/integration
 .PHONY: test-integration
 test-integration: venv ## The cross-container suite: pytest-docker runs the stack and injects real faults
 	@mkdir -p $(RESULTS)
-	@if ! docker info >/dev/null 2>&1; then \
-	  if [[ -n "$${CI:-}" ]]; then echo "test-integration: CI needs a Docker engine and none answers" >&2; exit 1; fi; \
-	  echo "test-integration: SKIPPED, no Docker engine answers (outside CI this is not a failure)"; exit 0; \
-	fi; \
+	@$(require_docker); \
 	$(MAKE) --no-print-directory base root-nginx-image $(if $(filter postgres,$(DB)),root-postgres-image); \
 	DB=$(DB) SHARED_CORE_BASE_IMAGE=$(BASE_IMAGE) $(PYTEST) $(INTEGRATION_TESTS) -p no:django -W ignore::pytest.PytestConfigWarning \
 	  --junitxml=$(RESULTS)/integration-$(DB).xml $(PYTEST_ARGS)
@@ -90,10 +92,7 @@ test-integration: venv ## The cross-container suite: pytest-docker runs the stac
 .PHONY: test-swarm
 test-swarm: venv ## The Swarm suite: rollouts, a broken rollout, replica loss and a database restart on a real swarm
 	@mkdir -p $(RESULTS)
-	@if ! docker info >/dev/null 2>&1; then \
-	  if [[ -n "$${CI:-}" ]]; then echo "test-swarm: CI needs a Docker engine and none answers" >&2; exit 1; fi; \
-	  echo "test-swarm: SKIPPED, no Docker engine answers (outside CI this is not a failure)"; exit 0; \
-	fi; \
+	@$(require_docker); \
 	$(MAKE) --no-print-directory images; \
 	SHARED_CORE_BASE_IMAGE=$(BASE_IMAGE) ROOT_IMAGE=$(ROOT_IMAGE) tools/with-registry \
 	  $(PYTEST) tests/swarm -p no:django -W ignore::pytest.PytestConfigWarning --junitxml=$(RESULTS)/swarm.xml
@@ -116,8 +115,25 @@ soak: ## Seeded random workload + real faults + invariant checker (SOAK_SECONDS=
 	@SOAK_SECONDS=$(SOAK_SECONDS) SOAK_SEED=$(SOAK_SEED) $(MAKE) --no-print-directory test-integration \
 	  DB=$(SOAK_DB) INTEGRATION_TESTS=tests/integration/test_soak.py PYTEST_ARGS="-s"
 
+.PHONY: api-check
+api-check: venv ## The public API against the last release (releases/*.api.json): a break needs a version step and a CHANGELOG entry
+	$(BIN)/python tools/api-check
+
+.PHONY: release
+release: api-check ## Record this version's public API (releases/<version>.api.json) and tag v<version>
+	$(BIN)/python tools/api-check --dump $(VERSION)
+	git add releases/$(VERSION).api.json && git commit -q -m "Release $(VERSION): its public API" && git tag v$(VERSION)
+
+.PHONY: docs
+docs: venv ## Build the docs site into build/site, strictly (a broken link or reference fails)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir build/site
+
+.PHONY: docs-serve
+docs-serve: venv ## Serve the docs on http://127.0.0.1:8000 while you edit them
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs serve
+
 .PHONY: test
-test: lint test-unit test-services test-unit-postgres test-image test-integration test-integration-postgres test-swarm ## Everything
+test: lint api-check docs test-unit test-services test-unit-postgres test-image test-integration test-integration-postgres test-swarm ## Everything
 
 # The stack: docker compose (v2) where it exists, else docker-compose (v1).
 COMPOSE := $(shell if docker compose version >/dev/null 2>&1; then echo "docker compose"; else echo docker-compose; fi)
@@ -185,7 +201,7 @@ metrics: ## A service's Prometheus metrics, read on its own port inside the stac
 	$(STACK) exec -T $(SERVICE) python3 -c \
 	  "import urllib.request; print(urllib.request.urlopen('http://127.0.0.1:8000/metrics').read().decode(), end='')"
 
-SERVICES := user-service ticket-service communication-service file-service
+SERVICES := $(shell cat services/SERVICES)
 SERVICE_TEST_ENV := DJANGO_SECRET_KEY=service-unit-tests-only-0123456789abcdefghijklmnopqrstuvwxyz \
 	SERVICE_AUTH_TOKEN=service-unit-test-token
 
@@ -196,6 +212,7 @@ test-services: venv ## Each service's own unit tests (Django test client, no Doc
 	  echo "== $$s ($(if $(PG),postgres,sqlite))"; \
 	  (cd services/$$s && export $(SERVICE_TEST_ENV) DATABASE_URL=$${TEST_DATABASE_URL:-sqlite://:memory:} \
 	    && PYTHONPATH=.:../.. ../../$(BIN)/python manage.py check --deploy --fail-level WARNING \
+	    && PYTHONPATH=.:../.. ../../$(BIN)/python manage.py makemigrations --check --dry-run \
 	    && ../../$(PYTEST) -q --junitxml=../../$(RESULTS)/$$s-$(if $(PG),postgres,sqlite).xml) || exit 1; \
 	done
 
@@ -263,7 +280,7 @@ print-base-image: ## Print the base image reference services build FROM
 	@echo $(BASE_IMAGE)
 
 .PHONY: bench
-bench: images stack-secrets ## Benchmarks side by side (under 20 min): writes bench/results/ and the README table
+bench: images stack-secrets ## Benchmarks side by side (under 20 min): writes bench/results/ and docs/benchmarks.md
 	@command -v wrk >/dev/null && command -v valgrind >/dev/null || { apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk valgrind >/dev/null; }
 	$(STACK) build

@@ -1,4 +1,4 @@
-"""gunicorn settings for every service, read from environment variables (README: Environment variables)."""
+"""gunicorn settings for every service, read from environment variables (docs: Configuration)."""
 
 import os
 
@@ -55,10 +55,10 @@ def child_exit(server: object, worker: object) -> None:
     """A worker process ended: its values are folded into the archive files and its own files removed.
 
     Its counters keep counting in the totals, its live gauges (requests in flight) stop, and the directory
-    stays bounded however many workers are replaced (shared_core.multiprocess).
+    stays bounded however many workers are replaced (shared_core._multiprocess).
     """
     directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
     if directory:
-        from shared_core.multiprocess import compact
+        from shared_core._multiprocess import compact
 
         compact(worker.pid, directory)  # type: ignore[attr-defined]

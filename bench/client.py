@@ -1,6 +1,5 @@
 """HTTPClient overhead: get_json against bare requests, on a local gunicorn gthread upstream."""
 
-import socket
 import subprocess
 import sys
 import time
@@ -9,16 +8,11 @@ from pathlib import Path
 import requests
 
 from bench.stats import rate, summary
+from devstack import free_port
 from shared_core.clients import HTTPClient
 
 CALLS = 1000
 REPEATS = 5
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def serve() -> tuple[subprocess.Popen, str]:

@@ -12,9 +12,9 @@ from pathlib import Path
 import docker
 
 from bench.stats import summary
+from devstack import SERVICES
 
 ROOT = Path(__file__).resolve().parents[1]
-SERVICES = ("user-service", "ticket-service", "communication-service", "file-service")
 MB = 1_000_000
 
 

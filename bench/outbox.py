@@ -81,7 +81,7 @@ def throughput() -> dict:
 
     from bench.scaleapp.models import LiveRow
     from bench.scaleapp.outbox import notify
-    from shared_core.outbox.worker import Worker
+    from shared_core.outbox._worker import Worker
 
     DBTaskResult.objects.all().delete()
     with transaction.atomic():
@@ -102,7 +102,7 @@ def latency() -> dict:
 
     from bench.scaleapp.models import LiveRow
     from bench.scaleapp.outbox import notify
-    from shared_core.outbox.worker import Worker
+    from shared_core.outbox._worker import Worker
 
     committed: dict[str, object] = {}
     rng = random.Random(11)

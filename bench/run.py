@@ -1,4 +1,4 @@
-"""`make bench`: every measurement in one run on one machine, written to bench/results/ and the README.
+"""`make bench`: every measurement in one run on one machine, written to bench/results/ and docs/benchmarks.md.
 
 Benchmarks are not tests: nothing here fails on a slow figure. Each figure is a median of repeats
 with min and max; ratios compare figures measured in this same run.
@@ -24,7 +24,7 @@ from shared_core import __version__
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
-README = ROOT / "README.md"
+PAGE = ROOT / "docs" / "benchmarks.md"
 START, END = "<!-- bench:start -->", "<!-- bench:end -->"
 
 
@@ -385,10 +385,10 @@ def main() -> None:
     (RESULTS / f"{results['date']}.json").write_text(json.dumps(results, indent=1, default=str) + "\n")
     markdown = table(results)
     (RESULTS / f"{results['date']}.md").write_text(markdown)
-    text = README.read_text()
+    text = PAGE.read_text()
     if START in text and END in text:
         head, rest = text.split(START, 1)
-        README.write_text(head + START + "\n" + markdown + END + rest.split(END, 1)[1])
+        PAGE.write_text(head + START + "\n" + markdown + END + rest.split(END, 1)[1])
     print(markdown)
 
 

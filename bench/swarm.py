@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import os
 import re
-import secrets
 import signal
 import subprocess
 import time
@@ -23,27 +22,16 @@ from pathlib import Path
 
 import docker
 
-from bench.client import free_port
 from bench.stats import summary
 from bench.throughput import wrk
+from devstack import SERVICES, free_port, throwaway_secrets
 
 ROOT = Path(__file__).resolve().parents[1]
-SERVICES = ("user-service", "ticket-service", "communication-service", "file-service")
 ROUND = "5s"
 ROUNDS = 3
 KILLS = 3
 #: compose/stack.yaml's PROXY_RESOLVER_VALID: seconds the proxy keeps a DNS answer.
 RESOLVER_VALID = 1
-
-
-def throwaway_secrets() -> dict[str, str]:
-    """The values tools/swarm turns into a stack's Swarm secrets, made up for one run that removes the stack after."""
-    made_up = ("OPERATOR_TOKEN", "TICKET_SERVICE_TOKEN", "COMMUNICATION_SERVICE_TOKEN", "FILE_SERVICE_TOKEN")
-    return {
-        **{name: secrets.token_urlsafe(24) for name in made_up},
-        "POSTGRES_PASSWORD": secrets.token_urlsafe(24) + "@/:%?#",  # tools/swarm must encode it into the URLs
-        "DJANGO_SECRET_KEY": secrets.token_urlsafe(50),
-    }
 
 
 def tool(env: dict[str, str], *args: str) -> float:

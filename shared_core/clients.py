@@ -16,35 +16,29 @@ import logging
 import time
 import uuid
 from collections.abc import Mapping
-from http.cookiejar import DefaultCookiePolicy
-from types import TracebackType
-from typing import Any, Final, Self
+from typing import Any, Final
 from urllib.parse import urlsplit
 
 import requests
-from requests.adapters import HTTPAdapter
-from urllib3 import BaseHTTPResponse
-from urllib3.connectionpool import ConnectionPool
-from urllib3.exceptions import ConnectTimeoutError, NewConnectionError, ProtocolError, ReadTimeoutError
-from urllib3.util.retry import Retry
 
-from shared_core._deadline import Call, current_call, watchdog, watched_pool_classes
+from shared_core._client_errors import (
+    HTTPClientError,
+    HTTPConnectionError,
+    HTTPDeadlineExceeded,
+    HTTPDecodeError,
+    HTTPStatusError,
+    HTTPTimeoutError,
+    json_of,
+    translate,
+)
+from shared_core._client_errors import outcome as outcome_of
+from shared_core._deadline import Call, current_call, watchdog
+from shared_core._tracing import TRACEPARENT_HEADER, get_trace
+from shared_core._transport import IDEMPOTENT_METHODS, DeadlineSpent, NoCookies, ServiceRetry, WatchedAdapter
 from shared_core.context import REQUEST_ID_HEADER, Deadline, get_deadline, get_request_id
-from shared_core.instrumentation import CallDetails, Outcome, RetryDetails, emit_call_end, emit_retry
-from shared_core.tracing import TRACEPARENT_HEADER, get_trace
+from shared_core.instrumentation import CallDetails, Outcome, emit_call_end
 
 __all__ = [
-    "DEFAULT_BACKOFF_FACTOR",
-    "DEFAULT_BACKOFF_JITTER",
-    "DEFAULT_BACKOFF_MAX",
-    "DEFAULT_DEADLINE",
-    "DEFAULT_POOL_MAXSIZE",
-    "DEFAULT_RETRIES",
-    "DEFAULT_RETRY_AFTER_MAX",
-    "DEFAULT_TIMEOUT",
-    "IDEMPOTENCY_KEY_HEADER",
-    "IDEMPOTENT_METHODS",
-    "RETRY_STATUSES",
     "HTTPClient",
     "HTTPClientError",
     "HTTPConnectionError",
@@ -52,7 +46,7 @@ __all__ = [
     "HTTPDecodeError",
     "HTTPStatusError",
     "HTTPTimeoutError",
-    "set_testing",
+    "upstream",
 ]
 
 logger = logging.getLogger(__name__)
@@ -76,125 +70,8 @@ DEFAULT_POOL_MAXSIZE: Final = 16
 
 #: Statuses that are retried (Retry-After honoured on 429 and 503).
 RETRY_STATUSES: Final = frozenset({429, 502, 503, 504})
-#: Methods retried without further proof that a repeat is harmless.
-IDEMPOTENT_METHODS: Final = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
 #: A POST or PATCH carrying this header is retried too; the server must deduplicate on it.
 IDEMPOTENCY_KEY_HEADER: Final = "Idempotency-Key"
-
-_testing = False
-
-
-def set_testing(enabled: bool) -> None:
-    """Turn backoff and Retry-After sleeps off (``True``) or on, so test suites never wait."""
-    global _testing
-    _testing = enabled
-
-
-class HTTPClientError(Exception):
-    """Base of every error HTTPClient raises; ``method`` and ``path`` say which call failed."""
-
-    def __init__(self, message: str, *, method: str, path: str) -> None:
-        super().__init__(f"{method} {path}: {message}")
-        self.method = method
-        self.path = path
-
-
-class HTTPConnectionError(HTTPClientError):
-    """The upstream could not be reached, or broke the connection (refused, reset, DNS)."""
-
-
-class HTTPTimeoutError(HTTPClientError):
-    """An attempt timed out connecting or waiting for the upstream."""
-
-
-class HTTPDeadlineExceeded(HTTPTimeoutError):
-    """The call's overall deadline was spent, whatever the upstream was doing."""
-
-
-class HTTPStatusError(HTTPClientError):
-    """The final response had a non-2xx status (raised by ``get_json`` and ``post_json``)."""
-
-    def __init__(self, message: str, *, method: str, path: str, response: requests.Response) -> None:
-        super().__init__(message, method=method, path=path)
-        self.response = response
-        self.status_code = response.status_code
-
-
-class HTTPDecodeError(HTTPClientError):
-    """A 2xx response whose body is not JSON."""
-
-
-class _DeadlineSpent(Exception):
-    """Raised inside urllib3's retry loop once the budget cannot cover another attempt."""
-
-
-def _may_repeat(method: str | None) -> bool:
-    """Whether the current call may be sent again after the upstream may have seen it."""
-    call = current_call.get()
-    return call.idempotent if call is not None else (method or "").upper() in IDEMPOTENT_METHODS
-
-
-class _ServiceRetry(Retry):
-    """Retry that respects the current call: its deadline, its idempotency, the testing switch.
-
-    Built on Retry's public hooks only: ``allowed_methods=None`` lets every
-    method through Retry's own check, and ``is_retry`` (statuses) and
-    ``increment`` (errors after the request was sent) refuse a repeat the
-    call does not allow. A connect error is retried for any method, as
-    urllib3 does: the upstream never saw the request.
-    """
-
-    def is_retry(self, method: str, status_code: int, has_retry_after: bool = False) -> bool:
-        return _may_repeat(method) and super().is_retry(method, status_code, has_retry_after)
-
-    def increment(
-        self,
-        method: str | None = None,
-        url: str | None = None,
-        response: BaseHTTPResponse | None = None,
-        error: Exception | None = None,
-        _pool: ConnectionPool | None = None,
-        _stacktrace: TracebackType | None = None,
-    ) -> Self:
-        call = current_call.get()
-        if call is not None and call.spent():
-            raise _DeadlineSpent
-        if isinstance(error, ReadTimeoutError | ProtocolError) and not _may_repeat(method):
-            raise error.with_traceback(_stacktrace)
-        new = super().increment(method, url, response, error, _pool, _stacktrace)
-        cause = f"status {response.status}" if response is not None else type(error).__name__
-        path = urlsplit(url or "").path
-        logger.warning("retrying %s %s after %s", method, path, cause)
-        if call is not None:
-            call.retries += 1
-            emit_retry(RetryDetails(call.upstream, method or "", path, call.retries, cause))
-        return new
-
-    def sleep(self, response: Any = None) -> None:
-        retry_after = self.get_retry_after(response) if self.respect_retry_after_header and response else None
-        wait = retry_after or self.get_backoff_time()
-        call = current_call.get()
-        remaining = call.remaining() if call is not None else None
-        if remaining is not None and wait >= remaining:
-            raise _DeadlineSpent
-        if wait > 0 and not _testing:
-            time.sleep(wait)
-
-
-class _WatchedAdapter(HTTPAdapter):
-    """An adapter whose pools use connections the deadline watchdog can break."""
-
-    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
-        super().init_poolmanager(*args, **kwargs)
-        self.poolmanager.pool_classes_by_scheme = watched_pool_classes
-
-
-class _NoCookies(DefaultCookiePolicy):
-    """Services authenticate with tokens; a cookie from one call must not ride along on the next."""
-
-    def set_ok(self, cookie: Any, request: Any) -> bool:
-        return False
-
 
 _UNSET: Any = object()
 
@@ -264,14 +141,14 @@ class HTTPClient:
         return f"HTTPClient({self.base_url!r}, timeout={self.timeout!r}, deadline={self.deadline!r}, token={token})"
 
     def _make_session(self, backoff_factor: float, retry_after_max: int, pool_maxsize: int) -> requests.Session:
-        retry = _ServiceRetry(
+        retry = ServiceRetry(
             total=self.retries,
             connect=self.retries,
             read=self.retries,
             status=self.retries,
             other=0,
             redirect=0,
-            allowed_methods=None,  # per call, in _ServiceRetry
+            allowed_methods=None,  # per call, in ServiceRetry
             status_forcelist=RETRY_STATUSES,
             backoff_factor=backoff_factor,
             backoff_jitter=DEFAULT_BACKOFF_JITTER if backoff_factor else 0.0,
@@ -280,10 +157,10 @@ class HTTPClient:
             raise_on_status=False,
             respect_retry_after_header=True,
         )
-        adapter = _WatchedAdapter(max_retries=retry, pool_connections=1, pool_maxsize=pool_maxsize)
+        adapter = WatchedAdapter(max_retries=retry, pool_connections=1, pool_maxsize=pool_maxsize)
         session = requests.Session()
         session.trust_env = False  # no proxies or netrc from the environment
-        session.cookies.set_policy(_NoCookies())
+        session.cookies.set_policy(NoCookies())
         session.mount("http://", adapter)
         session.mount("https://", adapter)
         return session
@@ -344,16 +221,16 @@ class HTTPClient:
         try:
             response = self._session.request(method, url, headers=headers, **kwargs)
             if call.expired:  # the watchdog cut the connection; what was read may be truncated
-                raise _DeadlineSpent
+                raise DeadlineSpent
             status = response.status_code
             outcome = "ok" if status < 400 else "error_status"
             return response
-        except _DeadlineSpent:
+        except DeadlineSpent:
             outcome = "deadline_exceeded"
             raise HTTPDeadlineExceeded("deadline spent", method=method, path=path) from None
         except requests.RequestException as exc:
-            error = _translate(exc, call, method, path)
-            outcome = _outcome(error)
+            error = translate(exc, call, method, path)
+            outcome = outcome_of(error)
             raise error from None
         finally:
             call.finish()
@@ -392,11 +269,11 @@ class HTTPClient:
         Raises ``HTTPStatusError`` for a non-2xx final status and
         ``HTTPDecodeError`` for a body that is not JSON.
         """
-        return _json_of(self.get(path, params=params, **kwargs), "GET", path)
+        return json_of(self.get(path, params=params, **kwargs), "GET", path)
 
     def post_json(self, path: str, payload: Any, **kwargs: Any) -> Any:
         """POST ``payload`` as the JSON body and return the parsed JSON reply; raises as ``get_json``."""
-        return _json_of(self.post(path, json=payload, **kwargs), "POST", path)
+        return json_of(self.post(path, json=payload, **kwargs), "POST", path)
 
     def _url(self, path: str) -> str:
         if urlsplit(path).scheme or path.startswith("//"):
@@ -411,46 +288,4 @@ def _check_timeout(value: Any) -> float | tuple[float, float]:
     return (float(values[0]), float(values[1])) if len(values) == 2 else float(values[0])
 
 
-def _reason(exc: BaseException) -> BaseException:
-    """The innermost urllib3 reason behind a requests exception."""
-    seen = exc
-    for _ in range(5):
-        inner = getattr(seen, "reason", None) or (seen.args[0] if seen.args else None)
-        if not isinstance(inner, BaseException):
-            break
-        seen = inner
-    return seen
-
-
-def _translate(exc: requests.RequestException, call: Call, method: str, path: str) -> HTTPClientError:
-    """Map a requests exception onto HTTPClientError, with a message that carries no secrets."""
-    if call.expired:
-        return HTTPDeadlineExceeded("deadline spent while waiting for the upstream", method=method, path=path)
-    reason = _reason(exc)
-    # NewConnectionError subclasses ConnectTimeoutError in urllib3 2, so it must be tested first.
-    if isinstance(reason, NewConnectionError):
-        return HTTPConnectionError("could not connect (refused or unreachable)", method=method, path=path)
-    if isinstance(exc, requests.ConnectTimeout) or isinstance(reason, ConnectTimeoutError):
-        return HTTPTimeoutError("timed out connecting", method=method, path=path)
-    if isinstance(exc, requests.Timeout) or isinstance(reason, ReadTimeoutError):
-        return HTTPTimeoutError("timed out waiting for a response", method=method, path=path)
-    if isinstance(exc, requests.ConnectionError | requests.exceptions.ChunkedEncodingError):
-        return HTTPConnectionError("connection failed or broke", method=method, path=path)
-    return HTTPClientError(f"request failed ({type(exc).__name__})", method=method, path=path)
-
-
-def _outcome(error: HTTPClientError) -> Outcome:
-    if isinstance(error, HTTPDeadlineExceeded):
-        return "deadline_exceeded"
-    return "timeout" if isinstance(error, HTTPTimeoutError) else "connection_error"
-
-
-def _json_of(response: requests.Response, method: str, path: str) -> Any:
-    if not 200 <= response.status_code < 300:
-        raise HTTPStatusError(f"status {response.status_code}", method=method, path=path, response=response)
-    if not response.content:
-        return None
-    try:
-        return response.json()
-    except ValueError:
-        raise HTTPDecodeError(f"status {response.status_code} body is not JSON", method=method, path=path) from None
+from shared_core._upstreams import upstream  # noqa: E402 - it builds on HTTPClient above

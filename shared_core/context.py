@@ -22,19 +22,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import TypeGuard
 
-__all__ = [
-    "DEADLINE_HEADER",
-    "MAX_PROPAGATED_BUDGET",
-    "REQUEST_ID_HEADER",
-    "Deadline",
-    "DeadlineExceeded",
-    "get_deadline",
-    "get_request_id",
-    "new_request_id",
-    "parse_budget",
-    "request_context",
-    "valid_request_id",
-]
+__all__ = ["Deadline", "DeadlineExceeded", "get_deadline", "get_request_id", "request_context"]
 
 #: Header that carries the request id in both directions.
 REQUEST_ID_HEADER = "X-Request-ID"

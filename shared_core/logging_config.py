@@ -32,21 +32,10 @@ from typing import Any, Final
 
 from pythonjsonlogger.json import JsonFormatter as _JsonFormatter
 
+from shared_core._tracing import get_trace, parse_traceparent
 from shared_core.context import get_request_id
-from shared_core.tracing import get_trace, parse_traceparent
 
-__all__ = [
-    "DEFAULT_LOG_FORMAT",
-    "DEFAULT_SERVICE_NAME",
-    "LOG_FORMATS",
-    "TEXT_LINE_PATTERN",
-    "ContextFilter",
-    "JsonFormatter",
-    "TextFormatter",
-    "get_logging_config",
-    "redact",
-    "secret_name",
-]
+__all__ = ["get_logging_config"]
 
 #: Used when neither the argument nor ``SERVICE_NAME`` names the service.
 DEFAULT_SERVICE_NAME: Final = "service"
@@ -134,7 +123,7 @@ def _record_request_id(record: logging.LogRecord) -> str | None:
 
 
 def _record_trace_id(record: logging.LogRecord) -> str | None:
-    """The trace id of gunicorn's access line, from the response's ``traceresponse`` (shared_core.tracing)."""
+    """The trace id of gunicorn's access line, from the response's ``traceresponse`` (shared_core._tracing)."""
     atoms = record.args
     parsed = parse_traceparent(atoms.get("{traceresponse}o")) if isinstance(atoms, dict) else None
     return parsed[0] if parsed else None

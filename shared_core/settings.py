@@ -6,7 +6,7 @@ A service's settings module is then a few lines::
 
     globals().update(service_settings("user-service", apps=["user_service"], urlconf="user_service.urls"))
 
-Each environment variable and its default is listed in the README's table.
+Each environment variable and its default is listed in the docs' configuration table.
 Production is the default: ``DJANGO_DEBUG=1`` is needed for debug mode, and
 without it ``DJANGO_SECRET_KEY`` must be set, and ``SERVICE_AUTH_TOKEN`` too
 unless ``SERVICE_ACCEPTED_TOKENS`` names the callers (then
@@ -24,6 +24,7 @@ from typing import Any
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
+from shared_core._uploads import DEFAULT_SPOOL_BYTES
 from shared_core.clients import DEFAULT_DEADLINE, DEFAULT_RETRIES
 from shared_core.logging_config import get_logging_config
 from shared_core.outbox import (
@@ -35,16 +36,8 @@ from shared_core.outbox import (
     DEFAULT_RETENTION,
     DEFAULT_TASK_TIMEOUT,
 )
-from shared_core.uploads import DEFAULT_SPOOL_BYTES
 
-__all__ = [
-    "DEFAULT_CONN_MAX_AGE",
-    "DEFAULT_DATABASE_URL",
-    "DEFAULT_UPLOAD_MAX_BYTES",
-    "SECRET_VARIABLES",
-    "parse_accepted_tokens",
-    "service_settings",
-]
+__all__ = ["service_settings"]
 
 #: SQLite in the container's /data volume.
 DEFAULT_DATABASE_URL = "sqlite:////data/db.sqlite3"
@@ -109,6 +102,11 @@ def _number(env: Mapping[str, str], name: str, default: float) -> float:
         raise ImproperlyConfigured(f"{name} must be a number, got {raw!r}") from None
 
 
+def _url_variable(upstream: str) -> str:
+    """The environment variable that holds an upstream's URL: ``user-service`` → ``USER_SERVICE_URL``."""
+    return upstream.upper().replace("-", "_").replace(".", "_") + "_URL"
+
+
 def parse_accepted_tokens(raw: str) -> dict[str, list[str]]:
     """``SERVICE_ACCEPTED_TOKENS`` as ``{caller: [token, ...]}``.
 
@@ -139,13 +137,21 @@ def service_settings(
     apps: Sequence[str],
     urlconf: str,
     task_queues: Sequence[str] = (),
+    upstreams: Mapping[str, str] | None = None,
+    variables: Mapping[str, str] | None = None,
     env: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     """Django settings for one service: database, security, middleware, logging, token, client defaults.
 
     ``apps``: the service's own apps, added after ``shared_core``.
     ``task_queues``: the outbox queues of the service's tasks (shared_core.outbox);
-    empty means the service enqueues none and gets no task tables. ``env``:
+    empty means the service enqueues none and gets no task tables.
+    ``upstreams``: the services this one calls, name → default base URL; each URL
+    is overridden by ``<NAME>_URL`` (``user-service`` → ``USER_SERVICE_URL``) and
+    lands in ``UPSTREAMS``, where ``shared_core.clients.upstream(name)`` finds it.
+    ``variables``: the service's own settings read from the environment, name →
+    default (``{"FILE_STORAGE_DIR": "/data/files"}``), so no service module reads
+    ``os.environ``. ``env``:
     the environment to read (``os.environ`` when ``None``); each of
     ``SECRET_VARIABLES`` may come from a file instead (``DJANGO_SECRET_KEY_FILE=/run/secrets/key``).
     """
@@ -170,7 +176,9 @@ def service_settings(
     outbox = _outbox_settings(env, task_queues) if task_queues else {}
     metrics = _flag(env, "METRICS_ENABLED", default=True)
     return {
+        **{name: env.get(name, default) for name, default in (variables or {}).items()},
         **outbox,
+        "UPSTREAMS": {name: env.get(_url_variable(name)) or url for name, url in (upstreams or {}).items()},
         "SERVICE_NAME": service_name,
         "DEBUG": debug,
         "SECRET_KEY": _required(env, "DJANGO_SECRET_KEY", debug, _DEBUG_SECRET_KEY),
@@ -185,17 +193,17 @@ def service_settings(
             *apps,
         ],
         "MIDDLEWARE": [
-            *(["shared_core.metrics.MetricsMiddleware"] if metrics else []),
-            "shared_core.middleware.RequestContextMiddleware",
-            "shared_core.middleware.ProtocolMiddleware",
+            *(["shared_core._metrics.MetricsMiddleware"] if metrics else []),
+            "shared_core._middleware.RequestContextMiddleware",
+            "shared_core._middleware.ProtocolMiddleware",
             "django.middleware.security.SecurityMiddleware",
             "django.middleware.common.CommonMiddleware",
             "django.middleware.csrf.CsrfViewMiddleware",
             "django.middleware.clickjacking.XFrameOptionsMiddleware",
-            "shared_core.middleware.ServiceTokenMiddleware",
+            "shared_core._middleware.ServiceTokenMiddleware",
         ],
         "METRICS_ENABLED": metrics,
-        # prometheus-client reads this variable itself; start-gunicorn sets it for gunicorn's worker processes.
+        # prometheus-client reads this variable itself; base-image/bin/start sets it for gunicorn's worker processes.
         "METRICS_MULTIPROC_DIR": env.get("PROMETHEUS_MULTIPROC_DIR") or None,
         "TRACING_ENABLED": _flag(env, "TRACING_ENABLED", default=True),
         "ROOT_URLCONF": urlconf,
@@ -210,12 +218,12 @@ def service_settings(
         "FILE_UPLOAD_MAX_BYTES": upload_max,
         "DATA_UPLOAD_MAX_MEMORY_SIZE": 1024 * 1024,
         "FILE_UPLOAD_MAX_MEMORY_SIZE": 1024 * 1024,
-        # Unset: shared_core.uploads spools to DEFAULT_SPOOL_DIR, made on first use (Django's check wants a set one).
+        # Unset: shared_core._uploads spools to DEFAULT_SPOOL_DIR, made on first use (Django's check wants a set one).
         "FILE_UPLOAD_TEMP_DIR": env.get("FILE_UPLOAD_TEMP_DIR") or None,
         "FILE_UPLOAD_SPOOL_BYTES": int(_number(env, "FILE_UPLOAD_SPOOL_BYTES", DEFAULT_SPOOL_BYTES)),
         "FILE_UPLOAD_HANDLERS": [
             "django.core.files.uploadhandler.MemoryFileUploadHandler",
-            "shared_core.uploads.SpoolUploadHandler",
+            "shared_core._uploads.SpoolUploadHandler",
         ],
         # Services speak plain HTTP on a private network; TLS and HSTS belong to the edge in front.
         "SECURE_CONTENT_TYPE_NOSNIFF": True,

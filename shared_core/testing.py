@@ -4,7 +4,7 @@ and a check that every route is in the service's OpenAPI document.
 ``with Upstream() as users: users.script("/api/users/x/", Reply(404)); ...`` gives a
 service under test a real neighbour that answers, fails, stalls or trickles
 as scripted, and records what it was sent. Turn the client's backoff sleeps
-off with ``shared_core.clients.set_testing(True)``.
+off with ``set_testing(True)``.
 """
 
 from __future__ import annotations
@@ -17,7 +17,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-__all__ = ["Reply", "Seen", "Upstream", "undocumented_routes"]
+from shared_core._transport import set_testing
+
+__all__ = ["Reply", "Seen", "Upstream", "set_testing", "undocumented_routes"]
 
 #: Routes django-ninja adds that are not operations: the document itself and the API's root.
 _NOT_OPERATIONS = frozenset({"openapi-json", "openapi-view", "api-root"})

@@ -34,10 +34,11 @@ from django.core.handlers.wsgi import WSGIHandler
 from django.core.wsgi import get_wsgi_application as _django_application
 from django.utils.http import parse_header_parameters
 
+from shared_core._errors import envelope
 from shared_core.context import REQUEST_ID_HEADER, new_request_id, valid_request_id
 from shared_core.settings import DEFAULT_UPLOAD_MAX_BYTES
 
-__all__ = ["DEFAULT_MULTIPART_OVERHEAD", "DEFAULT_SPOOL_BYTES", "get_wsgi_application"]
+__all__ = ["get_wsgi_application"]
 
 #: A chunked body is kept in memory up to this many bytes, then spooled to a temporary file.
 DEFAULT_SPOOL_BYTES = 1024 * 1024
@@ -107,7 +108,7 @@ def _reject(environ: dict[str, Any], start_response: StartResponse, detail: str,
     request_id = given if valid_request_id(given) else new_request_id()
     logger.warning("rejected %s %s before Django: %s", environ.get("REQUEST_METHOD"), environ.get("PATH_INFO"), detail)
     error = "too_large" if status == 413 else "invalid_header"
-    body = json.dumps({"error": error, "detail": detail, "request_id": request_id}).encode()
+    body = json.dumps(envelope(error, detail, request_id)).encode()
     start_response(
         "413 Content Too Large" if status == 413 else "400 Bad Request",
         [

@@ -14,7 +14,7 @@ is, and no request waits on a neighbour::
         ticket = Ticket.objects.create(...)
         notify.enqueue(str(ticket.id))
 
-The worker (``shared_core.outbox.worker``, ``manage.py outbox work``, the base image's ``worker`` command)
+The worker (``shared_core.outbox._worker``, ``manage.py outbox work``, the base image's ``worker`` command)
 runs each task at least once; what this module adds to the packages:
 
 - **Retries.** A transient failure (``is_transient``: connection errors,
@@ -56,30 +56,14 @@ from django_tasks import TaskContext
 from django_tasks.utils import normalize_json
 from django_tasks_db.backend import DatabaseBackend
 
+from shared_core._tracing import get_trace
 from shared_core.clients import HTTPClientError, HTTPStatusError
 from shared_core.context import get_request_id
-from shared_core.tracing import get_trace
 
 if TYPE_CHECKING:
     from django_tasks_db.models import DBTaskResult
 
-__all__ = [
-    "CONTEXT_KEY",
-    "DEFAULT_BACKOFF_BASE",
-    "DEFAULT_BACKOFF_MAX",
-    "DEFAULT_HEARTBEAT_FILE",
-    "DEFAULT_MAX_ATTEMPTS",
-    "DEFAULT_POLL_INTERVAL",
-    "DEFAULT_RECOVER_AFTER",
-    "DEFAULT_RETENTION",
-    "DEFAULT_TASK_TIMEOUT",
-    "OutboxBackend",
-    "WorkerLost",
-    "backoff",
-    "delivery_key",
-    "is_transient",
-    "setting",
-]
+__all__ = ["delivery_key", "is_transient"]
 
 #: Attempts of one task, the first included, before it is FAILED; ``OUTBOX_MAX_ATTEMPTS``.
 DEFAULT_MAX_ATTEMPTS: Final = 10

@@ -30,7 +30,6 @@ HEALTHY_WITHIN = 120.0
 CLIENT_DEADLINE = 3.0
 #: Generous bound on how far past a deadline a reply may come, on a busy 2-core machine.
 MARGIN = 2.0
-SERVICES = ("user-service", "ticket-service", "communication-service", "file-service")
 #: A list endpoint of each service.
 API_PATHS = {
     "user-service": "/api/users/",

@@ -8,7 +8,8 @@ import uuid
 import pytest
 import requests
 
-from tests.integration.conftest import API_PATHS, SERVICES
+from devstack import SERVICES
+from tests.integration.conftest import API_PATHS
 from tests.rawhttp import exchange
 
 SURROGATE = b'"\\ud800"'

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.conftest import ROOT, SERVICES
+from devstack import SERVICES
+from tests.integration.conftest import ROOT
 
 #: Examples per operation and phase: enough to find a 500, bounded so the four runs fit the CI budget.
 MAX_EXAMPLES = int(os.environ.get("SCHEMATHESIS_MAX_EXAMPLES", "30"))

@@ -11,8 +11,9 @@ from typing import Any
 
 from docker.models.containers import Container
 
+from devstack import SERVICES
+
 #: The services whose containers take faults (the edge proxy and the test-only ones do not).
-SERVICES = ("user-service", "ticket-service", "communication-service", "file-service")
 #: Seconds between two faults: uniform in this range, after the previous one healed.
 PAUSE_BETWEEN = (3.0, 7.0)
 #: Seconds a paused container stays paused.

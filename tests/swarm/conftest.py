@@ -23,12 +23,10 @@ import pytest
 import requests
 from docker.models.containers import Container
 
-from bench.client import free_port
-from bench.swarm import throwaway_secrets
+from devstack import SERVICES, free_port, throwaway_secrets
 from tests.integration.conftest import eventually
 
 ROOT = Path(__file__).resolve().parents[2]
-SERVICES = ("user-service", "ticket-service", "communication-service", "file-service")
 #: Every service of the stack a rollout moves (ticket-worker runs ticket-service's image).
 ROLLED = (*SERVICES, "ticket-worker")
 #: Generous bound for the stack, a rollout or a replacement on a busy 2-core machine.

@@ -4,8 +4,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from shared_core.clients import set_testing
-from shared_core.testing import Upstream
+from shared_core.testing import Upstream, set_testing
 
 
 @pytest.fixture

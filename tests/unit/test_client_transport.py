@@ -21,9 +21,9 @@ import trustme
 from urllib3 import PoolManager
 
 from shared_core._deadline import Call, current_call, watched_pool_classes
-from shared_core.clients import HTTPClient, HTTPTimeoutError, set_testing
+from shared_core.clients import HTTPClient, HTTPTimeoutError
 from shared_core.context import Deadline
-from shared_core.testing import Reply, Upstream
+from shared_core.testing import Reply, Upstream, set_testing
 
 ROOT = Path(__file__).resolve().parents[2]
 #: Generous upper bound on how far past its deadline a call may end on a busy 2-core machine.

@@ -1,13 +1,13 @@
 """HTTPClient against a real local HTTP server: retries, timeouts, the deadline, auth, headers."""
 
 import logging
-import socket
 import threading
 import time
 from collections.abc import Iterator
 
 import pytest
 
+from devstack import free_port
 from shared_core.clients import (
     DEFAULT_BACKOFF_MAX,
     HTTPClient,
@@ -17,10 +17,9 @@ from shared_core.clients import (
     HTTPDecodeError,
     HTTPStatusError,
     HTTPTimeoutError,
-    set_testing,
 )
 from shared_core.context import DEADLINE_HEADER, REQUEST_ID_HEADER, Deadline, request_context
-from shared_core.testing import Reply, Upstream
+from shared_core.testing import Reply, Upstream, set_testing
 
 TOKEN = "s3cr3t-token-value"
 #: Generous upper bound on how far past its deadline a call may end on a busy 2-core machine.
@@ -44,12 +43,6 @@ def client_for(upstream: Upstream, **kwargs) -> HTTPClient:
     kwargs.setdefault("token", TOKEN)
     kwargs.setdefault("timeout", (1.0, 2.0))
     return HTTPClient(upstream.url, **kwargs)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def test_retries_503_twice_then_succeeds_with_three_attempts(upstream):

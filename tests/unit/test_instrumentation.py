@@ -6,9 +6,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from shared_core.clients import HTTPClient, HTTPConnectionError, HTTPDeadlineExceeded, HTTPStatusError, set_testing
+from shared_core.clients import HTTPClient, HTTPConnectionError, HTTPDeadlineExceeded, HTTPStatusError
 from shared_core.instrumentation import CallDetails, RetryDetails, get_hooks, set_hooks
-from shared_core.testing import Reply
+from shared_core.testing import Reply, set_testing
 
 
 class Recorder:

@@ -11,10 +11,10 @@ import kubernetes_validate
 import pytest
 import yaml
 
+from devstack import SERVICES
 from shared_core import __version__
 
 MANIFESTS = Path(__file__).resolve().parents[2] / "deploy" / "kubernetes"
-SERVICES = ("user-service", "ticket-service", "communication-service", "file-service")
 VERSION = kubernetes_validate.latest_version()
 
 

@@ -15,10 +15,10 @@ from django.db import connection
 from django.test import Client
 from prometheus_client.parser import text_string_to_metric_families
 
+from shared_core._metrics import CLIENT_METRICS, OutboxCollector, exposition, route_of
 from shared_core.clients import HTTPClient, HTTPDeadlineExceeded
 from shared_core.instrumentation import get_hooks
-from shared_core.metrics import CLIENT_METRICS, OutboxCollector, exposition, route_of
-from shared_core.outbox.worker import Worker
+from shared_core.outbox._worker import Worker
 from shared_core.testing import Reply
 from tests.testapp.models import Author
 from tests.testapp.tasks import broken, deliver

@@ -167,7 +167,7 @@ def test_cascade_is_bounded_in_statements_not_rows():
 
 def test_receivers_read_rows_in_bounded_chunks_never_a_key_list(monkeypatch):
     """With receivers, each row is announced once, read in chunks by stamp; no statement lists the keys."""
-    monkeypatch.setattr("shared_core.models.DEFAULT_SIGNAL_CHUNK_SIZE", 7)
+    monkeypatch.setattr("shared_core._softdelete.DEFAULT_SIGNAL_CHUNK_SIZE", 7)
     seen: list[object] = []
 
     def receiver(sender, instance, **kwargs):

@@ -18,12 +18,12 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from django_tasks_db.models import DBTaskResult
 
+from shared_core._tracing import TraceContext, parse_traceparent, trace_context
 from shared_core.clients import HTTPClient, HTTPConnectionError, HTTPStatusError, HTTPTimeoutError
 from shared_core.context import REQUEST_ID_HEADER, request_context
 from shared_core.outbox import backoff, is_transient
-from shared_core.outbox.worker import Worker, outbox_stats, prune_finished, recover, retry_failed
+from shared_core.outbox._worker import Worker, outbox_stats, prune_finished, recover, retry_failed
 from shared_core.testing import Reply
-from shared_core.tracing import TraceContext, parse_traceparent, trace_context
 from tests.testapp.tasks import broken, database_hiccup, deliver
 
 pytestmark = pytest.mark.django_db

@@ -1,4 +1,4 @@
-"""One deadline over SQL: statements are bounded by the budget the request has left (shared_core.db)."""
+"""One deadline over SQL: statements are bounded by the budget the request has left (shared_core._db)."""
 
 import time
 

@@ -10,9 +10,9 @@ import pytest
 from opentelemetry import trace as otel_trace
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
+from shared_core._tracing import TraceContext, parse_traceparent, parse_tracestate, trace_context
 from shared_core.clients import HTTPClient
 from shared_core.logging_config import TEXT_LINE_PATTERN, get_logging_config
-from shared_core.tracing import TraceContext, parse_traceparent, parse_tracestate, trace_context
 
 TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
 PARENT = "00f067aa0ba902b7"

@@ -1,11 +1,9 @@
 """The JSON API of communication-service: notifications sent to users about tickets."""
 
 from datetime import datetime
-from functools import cache
 from typing import Any
 from uuid import UUID
 
-from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 from ninja import Query, Router, Schema
 from ninja.pagination import paginate
@@ -23,14 +21,9 @@ from shared_core.api import (
     text,
     visible,
 )
-from shared_core.clients import HTTPClient
+from shared_core.clients import upstream
 
 router = Router(tags=["notifications"])
-
-
-@cache
-def users() -> HTTPClient:
-    return HTTPClient(settings.USER_SERVICE_URL)
 
 
 class NotificationIn(Schema):
@@ -62,7 +55,9 @@ def create_notification(
 
     def look_up_recipient() -> None:
         detail = "recipient_id names no live user"
-        recipient.update(fetch_reference(users(), f"/api/users/{payload.recipient_id}/", "recipient_id", detail))
+        recipient.update(
+            fetch_reference(upstream("user-service"), f"/api/users/{payload.recipient_id}/", "recipient_id", detail)
+        )
 
     def create(fingerprint: str) -> Notification:
         return Notification.objects.create(

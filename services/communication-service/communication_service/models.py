@@ -2,18 +2,14 @@
 
 from django.db import models
 
-from shared_core.models import BaseModel, live_unique
+from shared_core.models import BaseModel, IdempotentModel, live_unique
 
 
-class Notification(BaseModel):
+class Notification(IdempotentModel, BaseModel):
     ticket_id = models.UUIDField(db_index=True)
     recipient_id = models.UUIDField()
     recipient_email = models.EmailField()
     message = models.TextField()
-    # NULL, not "", for "no key": NULLs never collide in the live_unique constraint.
-    idempotency_key = models.CharField(max_length=128, null=True, blank=True, editable=False)  # noqa: DJ001
-    # The sha256 of the first request's body: the same key with another body is refused (shared_core.api).
-    idempotency_fingerprint = models.CharField(max_length=64, null=True, blank=True, editable=False)  # noqa: DJ001
 
     class Meta:
         constraints = [live_unique("idempotency_key")]

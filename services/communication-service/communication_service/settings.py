@@ -1,11 +1,12 @@
-"""communication-service settings: the shared part comes from shared_core (README: Environment variables)."""
-
-import os
+"""communication-service settings: all of them come from shared_core (docs: Configuration)."""
 
 from shared_core.settings import service_settings
 
 globals().update(
-    service_settings("communication-service", apps=["communication_service"], urlconf="communication_service.urls")
+    service_settings(
+        "communication-service",
+        apps=["communication_service"],
+        urlconf="communication_service.urls",
+        upstreams={"user-service": "http://user-service:8000"},
+    )
 )
-
-USER_SERVICE_URL = os.environ.get("USER_SERVICE_URL", "http://user-service:8000")

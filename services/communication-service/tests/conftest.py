@@ -1,12 +1,10 @@
 from collections.abc import Iterator
 
 import pytest
-from communication_service import api as service_api
 from django.conf import settings
 from django.test import Client
 
-from shared_core.clients import set_testing
-from shared_core.testing import Upstream
+from shared_core.testing import Upstream, set_testing
 
 
 @pytest.fixture
@@ -20,8 +18,6 @@ def user_service(settings) -> Iterator[Upstream]:
     """A real local HTTP server standing in for user-service."""
     set_testing(True)
     with Upstream() as users:
-        settings.USER_SERVICE_URL = users.url
-        service_api.users.cache_clear()
+        settings.UPSTREAMS = {"user-service": users.url}
         yield users
-    service_api.users.cache_clear()
     set_testing(False)

@@ -75,8 +75,8 @@ def test_concurrent_posts_with_one_key_store_one_row(known_user, settings):
     assert Notification.all_objects.filter(idempotency_key="race").count() == 1
 
 
-def test_unknown_recipient_is_400(api, user_service):
-    """A recipient user-service does not know is a 400 naming recipient_id."""
+def test_unknown_recipient_is_404_naming_the_field(api, user_service):
+    """A recipient user-service does not know is a 404 naming recipient_id."""
     user_service.script(f"/api/users/{RECIPIENT}/", Reply(404))
     response = send(api)
     assert response.status_code == 404 and response.json()["field"] == "recipient_id"

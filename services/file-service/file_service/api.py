@@ -2,7 +2,6 @@
 
 import re
 from datetime import datetime
-from functools import cache
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
@@ -29,17 +28,12 @@ from shared_core.api import (
     get_or_404,
     visible,
 )
-from shared_core.clients import HTTPClient
+from shared_core.clients import upstream
 
 router = Router(tags=["files"])
 
 #: The ticket-wide endpoints: only ticket-service may call them.
 TICKET_SERVICE = ServiceToken("ticket-service")
-
-
-@cache
-def tickets() -> HTTPClient:
-    return HTTPClient(settings.TICKET_SERVICE_URL)
 
 
 class FileOut(Schema):
@@ -110,7 +104,7 @@ def upload(request: HttpRequest, form: Form[UploadIn], file: FilePart[UploadedFi
     if file.size is not None and file.size > settings.FILE_UPLOAD_MAX_BYTES:
         raise too_large()
     missing = "ticket_id names no live ticket"
-    fetch_reference(tickets(), f"/api/tickets/{form.ticket_id}/", "ticket_id", missing)
+    fetch_reference(upstream("ticket-service"), f"/api/tickets/{form.ticket_id}/", "ticket_id", missing)
     try:
         sha256, size = store(file)
     except StoreFull as exc:

@@ -2,10 +2,8 @@ from collections.abc import Iterator
 
 import pytest
 from django.test import Client
-from file_service import api as service_api
 
-from shared_core.clients import set_testing
-from shared_core.testing import Upstream
+from shared_core.testing import Upstream, set_testing
 
 OPERATOR_TOKEN = "file-tests-operator-token-0123456789"
 TICKET_SERVICE_TOKEN = "file-tests-ticket-service-token-0123456789"
@@ -16,10 +14,8 @@ def ticket_service(settings) -> Iterator[Upstream]:
     """A real local HTTP server standing in for ticket-service; every ticket is live unless scripted."""
     set_testing(True)
     with Upstream() as tickets:
-        settings.TICKET_SERVICE_URL = tickets.url
-        service_api.tickets.cache_clear()
+        settings.UPSTREAMS = {"ticket-service": tickets.url}
         yield tickets
-    service_api.tickets.cache_clear()
     set_testing(False)
 
 

@@ -4,11 +4,9 @@ from types import SimpleNamespace
 import pytest
 from django.conf import settings
 from django.test import Client
-from ticket_service import upstreams
 
-from shared_core.clients import set_testing
-from shared_core.outbox.worker import Worker
-from shared_core.testing import Upstream
+from shared_core.outbox._worker import Worker
+from shared_core.testing import Upstream, set_testing
 
 
 @pytest.fixture
@@ -22,16 +20,8 @@ def neighbours(settings) -> Iterator[SimpleNamespace]:
     """Real local HTTP servers standing in for user-, communication- and file-service."""
     set_testing(True)
     with Upstream() as users, Upstream() as comms, Upstream() as files:
-        settings.USER_SERVICE_URL, settings.COMMUNICATION_SERVICE_URL, settings.FILE_SERVICE_URL = (
-            users.url,
-            comms.url,
-            files.url,
-        )
-        for client in (upstreams.users, upstreams.communications, upstreams.files):
-            client.cache_clear()
+        settings.UPSTREAMS = {"user-service": users.url, "communication-service": comms.url, "file-service": files.url}
         yield SimpleNamespace(users=users, comms=comms, files=files)
-    for client in (upstreams.users, upstreams.communications, upstreams.files):
-        client.cache_clear()
     set_testing(False)
 
 

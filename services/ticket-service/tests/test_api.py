@@ -37,8 +37,8 @@ def test_create_answers_pending_and_the_outbox_delivers_the_notification_once(ap
     assert (shown["notification"], shown["notified"]) == ("delivered", True)
 
 
-def test_unknown_or_deleted_requester_is_400(api, neighbours):
-    """When user-service answers 404 for the requester, the ticket is refused with a 400 naming the field."""
+def test_unknown_or_deleted_requester_is_404_naming_the_field(api, neighbours):
+    """When user-service answers 404 for the requester, the ticket is refused with a 404 naming requester_id."""
     neighbours.users.script(f"/api/users/{REQUESTER}/", Reply(404, b'{"error": "not_found"}'))
     response = create(api)
     assert response.status_code == 404 and response.json()["field"] == "requester_id"
@@ -49,13 +49,9 @@ def test_user_service_down_is_503_and_slow_is_504(api, neighbours, settings):
     """user-service too slow for the deadline gives 504; unreachable gives 503; both JSON with the request id."""
     settings.HTTP_CLIENT_DEADLINE = 1.0
     neighbours.users.script(f"/api/users/{REQUESTER}/", Reply(delay=5))
-    from ticket_service import upstreams
-
-    upstreams.users.cache_clear()
     slow = create(api)
     assert slow.status_code == 504 and slow.json()["error"] == "upstream_timeout" and slow.json()["request_id"]
-    settings.USER_SERVICE_URL = "http://127.0.0.1:9"
-    upstreams.users.cache_clear()
+    settings.UPSTREAMS = {**settings.UPSTREAMS, "user-service": "http://127.0.0.1:9"}
     down = create(api)
     assert down.status_code == 503 and down.json()["error"] == "upstream_unavailable"
     assert Ticket.all_objects.count() == 0

@@ -21,9 +21,9 @@ from shared_core.api import (
     text,
     visible,
 )
+from shared_core.clients import upstream
 from ticket_service.models import Ticket
 from ticket_service.tasks import notify_requester
-from ticket_service.upstreams import users
 
 router = Router(tags=["tickets"])
 
@@ -53,7 +53,9 @@ class TicketFilters(ListFilters):
 
 def check_requester(requester_id: UUID) -> None:
     """The requester must be a live user in user-service: 404 naming requester_id if not, 503/504 if it cannot tell."""
-    fetch_reference(users(), f"/api/users/{requester_id}/", "requester_id", "requester_id names no live user")
+    fetch_reference(
+        upstream("user-service"), f"/api/users/{requester_id}/", "requester_id", "requester_id names no live user"
+    )
 
 
 @router.post("/tickets/", response={200: TicketOut, 201: TicketOut, **ERROR_RESPONSES})

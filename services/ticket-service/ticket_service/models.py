@@ -2,10 +2,10 @@
 
 from django.db import models
 
-from shared_core.models import BaseModel, live_unique
+from shared_core.models import BaseModel, IdempotentModel, live_unique
 
 
-class Ticket(BaseModel):
+class Ticket(IdempotentModel, BaseModel):
     class Notification(models.TextChoices):
         PENDING = "pending"
         DELIVERED = "delivered"
@@ -18,10 +18,6 @@ class Ticket(BaseModel):
     notification = models.CharField(max_length=16, choices=Notification.choices, default=Notification.PENDING)
     # How many times the ticket was deleted: deletion n is what file-service is told to take, and to give back.
     deletions = models.PositiveIntegerField(default=0, editable=False)
-    # NULL, not "", for "no key": NULLs never collide in the live_unique constraint.
-    idempotency_key = models.CharField(max_length=128, null=True, blank=True, editable=False)  # noqa: DJ001
-    # The sha256 of the first request's body: the same key with another body is refused (shared_core.api).
-    idempotency_fingerprint = models.CharField(max_length=64, null=True, blank=True, editable=False)  # noqa: DJ001
 
     class Meta:
         constraints = [live_unique("idempotency_key")]

@@ -1,6 +1,4 @@
-"""ticket-service settings: the shared part comes from shared_core (README: Environment variables)."""
-
-import os
+"""ticket-service settings: all of them come from shared_core (docs: Configuration)."""
 
 from shared_core.settings import service_settings
 
@@ -10,9 +8,10 @@ globals().update(
         apps=["ticket_service"],
         urlconf="ticket_service.urls",
         task_queues=["notifications", "attachments"],
+        upstreams={
+            "user-service": "http://user-service:8000",
+            "communication-service": "http://communication-service:8000",
+            "file-service": "http://file-service:8000",
+        },
     )
 )
-
-USER_SERVICE_URL = os.environ.get("USER_SERVICE_URL", "http://user-service:8000")
-COMMUNICATION_SERVICE_URL = os.environ.get("COMMUNICATION_SERVICE_URL", "http://communication-service:8000")
-FILE_SERVICE_URL = os.environ.get("FILE_SERVICE_URL", "http://file-service:8000")

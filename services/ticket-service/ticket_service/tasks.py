@@ -7,10 +7,9 @@ tasks that run late or out of order still leave the ticket's files as the ticket
 
 from django_tasks import TaskContext, task
 
-from shared_core.clients import HTTPStatusError
+from shared_core.clients import HTTPStatusError, upstream
 from shared_core.outbox import is_transient
 from ticket_service.models import Ticket
-from ticket_service.upstreams import communications, files
 
 
 @task(takes_context=True, queue_name="notifications")
@@ -23,7 +22,9 @@ def notify_requester(context: TaskContext, ticket_id: str) -> None:
         "message": f"Ticket created: {ticket.title}",
     }
     try:
-        communications().post_json("/api/notifications/", payload, idempotency_key=f"ticket-{ticket_id}-created")
+        upstream("communication-service").post_json(
+            "/api/notifications/", payload, idempotency_key=f"ticket-{ticket_id}-created"
+        )
     except HTTPStatusError as exc:
         if not is_transient(exc):  # the requester is gone, say: no attempt will deliver it
             Ticket.all_objects.filter(pk=ticket_id).update(notification=Ticket.Notification.FAILED)
@@ -35,11 +36,15 @@ def notify_requester(context: TaskContext, ticket_id: str) -> None:
 def delete_attachments(ticket_id: str, deletion: int) -> None:
     """Have file-service soft-delete the ticket's live files as deletion ``deletion`` of the ticket."""
     key = f"ticket-{ticket_id}-deletion-{deletion}-delete"
-    files().post_json(f"/api/tickets/{ticket_id}/files/delete/", {"deletion": deletion}, idempotency_key=key)
+    upstream("file-service").post_json(
+        f"/api/tickets/{ticket_id}/files/delete/", {"deletion": deletion}, idempotency_key=key
+    )
 
 
 @task(queue_name="attachments")
 def restore_attachments(ticket_id: str, deletion: int) -> None:
     """Have file-service restore exactly the files that deletion ``deletion`` of the ticket took."""
     key = f"ticket-{ticket_id}-deletion-{deletion}-restore"
-    files().post_json(f"/api/tickets/{ticket_id}/files/restore/", {"deletion": deletion}, idempotency_key=key)
+    upstream("file-service").post_json(
+        f"/api/tickets/{ticket_id}/files/restore/", {"deletion": deletion}, idempotency_key=key
+    )

@@ -57,7 +57,7 @@ def test_patch_updates_fields(api):
 
 
 def test_department_assignment(api):
-    """A user can belong to a live department; an unknown department is a 400 naming the field."""
+    """A user can belong to a live department; an unknown department is a 404 naming the field."""
     dept = api.post("/api/departments/", {"name": "Support"}, content_type="application/json").json()["id"]
     assert create(api, department_id=dept).json()["department_id"] == dept
     bad = create(api, email="b@example.com", department_id=str(uuid.uuid4()))

@@ -1,4 +1,4 @@
-"""user-service settings: the shared part comes from shared_core (README: Environment variables)."""
+"""user-service settings: all of them come from shared_core (docs: Configuration)."""
 
 from shared_core.settings import service_settings
 

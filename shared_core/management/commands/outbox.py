@@ -46,14 +46,14 @@ class Command(BaseCommand):
     def handle(self, *args: Any, action: str, **options: Any) -> None:
         if not apps.is_installed("django_tasks_db"):
             raise CommandError("this service has no outbox: service_settings(task_queues=[...]) turns it on")
-        from shared_core.outbox.worker import retry_failed  # its models exist only where the outbox is on
+        from shared_core.outbox._worker import retry_failed  # its models exist only where the outbox is on
 
         if action == "work":
             self.work(**options)
         elif action == "status":
             self.status(as_json=options["json"])
         elif action == "prune":
-            from shared_core.outbox.worker import prune_finished
+            from shared_core.outbox._worker import prune_finished
 
             if options["older_than"] is not None and options["older_than"] <= 0:
                 raise CommandError("--older-than must be a positive number of seconds")
@@ -78,13 +78,13 @@ class Command(BaseCommand):
     ) -> None:
         if max_tasks is not None and max_tasks < 1:
             raise CommandError("--max-tasks must be at least 1")
-        from shared_core.outbox.worker import Worker
+        from shared_core.outbox._worker import Worker
 
         worker_id = worker_id or f"{socket.gethostname()}-{uuid.uuid4().hex[:8]}"
         if len(worker_id) > 64:
             raise CommandError("--worker-id must be at most 64 characters")
         if metrics_port and getattr(settings, "METRICS_ENABLED", False):
-            from shared_core.metrics import serve
+            from shared_core._metrics import serve
 
             try:
                 serve(metrics_port)
@@ -98,7 +98,7 @@ class Command(BaseCommand):
         ).run()
 
     def status(self, *, as_json: bool) -> None:
-        from shared_core.outbox.worker import outbox_stats
+        from shared_core.outbox._worker import outbox_stats
 
         stats = outbox_stats()
         if as_json:

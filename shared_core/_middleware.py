@@ -1,7 +1,6 @@
 """Middleware every service installs: request context and the service token check.
 
-``MIDDLEWARE = ["shared_core.middleware.RequestContextMiddleware", ...,
-"shared_core.middleware.ServiceTokenMiddleware"]`` is all a service adds.
+``service_settings()`` installs them; a service adds nothing.
 
 Tokens are per caller. ``SERVICE_ACCEPTED_TOKENS`` maps each calling
 service's name to the tokens it may present, several at once while a token is
@@ -21,22 +20,28 @@ from typing import Any, Final
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.db import InterfaceError, OperationalError
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpRequest, HttpResponse
 from django.http.request import HttpHeaders
 
+from shared_core._db import cut_at_deadline, statement_deadline
+from shared_core._errors import json_error
+from shared_core._tracing import (
+    TRACEPARENT_HEADER,
+    TRACERESPONSE_HEADER,
+    TRACESTATE_HEADER,
+    TraceContext,
+    trace_context,
+)
+from shared_core._uploads import release
 from shared_core.context import (
     DEADLINE_HEADER,
     REQUEST_ID_HEADER,
     Deadline,
     DeadlineExceeded,
     get_deadline,
-    get_request_id,
     parse_budget,
     request_context,
 )
-from shared_core.db import cut_at_deadline, statement_deadline
-from shared_core.tracing import TRACEPARENT_HEADER, TRACERESPONSE_HEADER, TRACESTATE_HEADER, TraceContext, trace_context
-from shared_core.uploads import release
 
 __all__ = [
     "CALLER_HEADER",
@@ -46,7 +51,6 @@ __all__ = [
     "RequestContextMiddleware",
     "ServiceTokenMiddleware",
     "callers",
-    "json_error",
     "match_token",
 ]
 
@@ -65,23 +69,18 @@ _TRACEPARENT_KEY: Final = HttpHeaders.to_wsgi_name(TRACEPARENT_HEADER)
 _TRACESTATE_KEY: Final = HttpHeaders.to_wsgi_name(TRACESTATE_HEADER)
 
 
-def json_error(status: int, error: str, detail: str, **extra: object) -> JsonResponse:
-    """The JSON error body every shared_core response uses: ``error``, ``detail`` and ``request_id``."""
-    return JsonResponse({"error": error, "detail": detail, "request_id": get_request_id(), **extra}, status=status)
-
-
 class RequestContextMiddleware:
     """Takes ``X-Request-ID``, ``X-Request-Deadline`` and W3C ``traceparent`` / ``tracestate`` from the request.
 
     The response carries the request id, and the request's span as
-    ``traceresponse`` (shared_core.tracing: the caller's trace continued, or a
+    ``traceresponse`` (shared_core._tracing: the caller's trace continued, or a
     new one when none or a malformed one arrived).
 
     A missing or unsafe id is replaced by a new one. ``request.request_id``
     holds it, and ``get_request_id()`` / ``get_deadline()`` return the context
     anywhere during the request. The deadline bounds outgoing HTTP calls and
-    every database statement (``shared_core.db``); the files its upload
-    spooled are removed when it ends (``shared_core.uploads``). A request whose budget is
+    every database statement (``shared_core._db``); the files its upload
+    spooled are removed when it ends (``shared_core._uploads``). A request whose budget is
     already spent gets 504 without reaching the view, and so does one whose
     budget runs out in a statement (``DeadlineExceeded``). Put it first in
     ``MIDDLEWARE``.

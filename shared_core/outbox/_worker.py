@@ -23,6 +23,7 @@ from django_tasks.utils import normalize_json
 from django_tasks_db.models import DBTaskResult, get_date_max
 from django_tasks_db.utils import exclusive_transaction, is_locked_database_exception
 
+from shared_core._tracing import TRACEPARENT_HEADER, TRACESTATE_HEADER, TraceContext, trace_context
 from shared_core.context import Deadline, request_context
 from shared_core.outbox import (
     CONTEXT_KEY,
@@ -37,7 +38,6 @@ from shared_core.outbox import (
     is_transient,
     setting,
 )
-from shared_core.tracing import TRACEPARENT_HEADER, TRACESTATE_HEADER, TraceContext, trace_context
 
 __all__ = ["DEFAULT_PRUNE_BATCH", "QueueStats", "Worker", "outbox_stats", "prune_finished", "recover", "retry_failed"]
 

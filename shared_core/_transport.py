@@ -1,0 +1,106 @@
+"""HTTPClient's transport: urllib3's Retry bent to the call's deadline and idempotency; watched pools; no cookies."""
+
+from __future__ import annotations
+
+import logging
+import time
+from http.cookiejar import DefaultCookiePolicy
+from types import TracebackType
+from typing import Any, Final, Self
+from urllib.parse import urlsplit
+
+from requests.adapters import HTTPAdapter
+from urllib3 import BaseHTTPResponse
+from urllib3.connectionpool import ConnectionPool
+from urllib3.exceptions import ProtocolError, ReadTimeoutError
+from urllib3.util.retry import Retry
+
+from shared_core._deadline import current_call, watched_pool_classes
+from shared_core.instrumentation import RetryDetails, emit_retry
+
+__all__ = ["IDEMPOTENT_METHODS", "DeadlineSpent", "NoCookies", "ServiceRetry", "WatchedAdapter", "set_testing"]
+
+logger = logging.getLogger("shared_core.clients")
+
+#: Methods retried without further proof that a repeat is harmless.
+IDEMPOTENT_METHODS: Final = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
+
+_testing = False
+
+
+def set_testing(enabled: bool) -> None:
+    """Turn backoff and Retry-After sleeps off (``True``) or on, so test suites never wait."""
+    global _testing
+    _testing = enabled
+
+
+class DeadlineSpent(Exception):
+    """Raised inside urllib3's retry loop once the budget cannot cover another attempt."""
+
+
+def _may_repeat(method: str | None) -> bool:
+    """Whether the current call may be sent again after the upstream may have seen it."""
+    call = current_call.get()
+    return call.idempotent if call is not None else (method or "").upper() in IDEMPOTENT_METHODS
+
+
+class ServiceRetry(Retry):
+    """Retry that respects the current call: its deadline, its idempotency, the testing switch.
+
+    Built on Retry's public hooks only: ``allowed_methods=None`` lets every
+    method through Retry's own check, and ``is_retry`` (statuses) and
+    ``increment`` (errors after the request was sent) refuse a repeat the
+    call does not allow. A connect error is retried for any method, as
+    urllib3 does: the upstream never saw the request.
+    """
+
+    def is_retry(self, method: str, status_code: int, has_retry_after: bool = False) -> bool:
+        return _may_repeat(method) and super().is_retry(method, status_code, has_retry_after)
+
+    def increment(
+        self,
+        method: str | None = None,
+        url: str | None = None,
+        response: BaseHTTPResponse | None = None,
+        error: Exception | None = None,
+        _pool: ConnectionPool | None = None,
+        _stacktrace: TracebackType | None = None,
+    ) -> Self:
+        call = current_call.get()
+        if call is not None and call.spent():
+            raise DeadlineSpent
+        if isinstance(error, ReadTimeoutError | ProtocolError) and not _may_repeat(method):
+            raise error.with_traceback(_stacktrace)
+        new = super().increment(method, url, response, error, _pool, _stacktrace)
+        cause = f"status {response.status}" if response is not None else type(error).__name__
+        path = urlsplit(url or "").path
+        logger.warning("retrying %s %s after %s", method, path, cause)
+        if call is not None:
+            call.retries += 1
+            emit_retry(RetryDetails(call.upstream, method or "", path, call.retries, cause))
+        return new
+
+    def sleep(self, response: Any = None) -> None:
+        retry_after = self.get_retry_after(response) if self.respect_retry_after_header and response else None
+        wait = retry_after or self.get_backoff_time()
+        call = current_call.get()
+        remaining = call.remaining() if call is not None else None
+        if remaining is not None and wait >= remaining:
+            raise DeadlineSpent
+        if wait > 0 and not _testing:
+            time.sleep(wait)
+
+
+class WatchedAdapter(HTTPAdapter):
+    """An adapter whose pools use connections the deadline watchdog can break."""
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = watched_pool_classes
+
+
+class NoCookies(DefaultCookiePolicy):
+    """Services authenticate with tokens; a cookie from one call must not ride along on the next."""
+
+    def set_ok(self, cookie: Any, request: Any) -> bool:
+        return False
