@@ -116,13 +116,13 @@ soak: ## Seeded random workload + real faults + invariant checker (SOAK_SECONDS=
 	  DB=$(SOAK_DB) INTEGRATION_TESTS=tests/integration/test_soak.py PYTEST_ARGS="-s"
 
 .PHONY: api-check
-api-check: venv ## The public API against the last release (releases/*.api.json): a break needs a version step and a CHANGELOG entry
+api-check: venv ## The public API against the last release's (releases/): a break needs a version step and a CHANGELOG entry
 	$(BIN)/python tools/api-check
 
 .PHONY: release
-release: api-check ## Record this version's public API (releases/<version>.api.json) and tag v<version>
-	$(BIN)/python tools/api-check --dump $(VERSION)
-	git add releases/$(VERSION).api.json && git commit -q -m "Release $(VERSION): its public API" && git tag v$(VERSION)
+release: api-check ## Record this version's API (releases/<version>.api.json.gz), commit it and tag v<version>
+	$(BIN)/python tools/api-check --record $(VERSION)
+	git add releases/$(VERSION).api.json.gz && git commit -q -m "Release $(VERSION): its public API" && git tag v$(VERSION)
 
 .PHONY: docs
 docs: venv ## Build the docs site into build/site, strictly (a broken link or reference fails)
@@ -250,30 +250,16 @@ base: root-image wheelhouse ## Build the base image shared-core/base:<version> a
 	done
 
 .PHONY: publish
-publish: ## Push the base image (and its -dev tag) to REGISTRY=host:port; the base's digest goes to build/base-image.digest
-	@[[ -n "$(REGISTRY)" ]] || { echo "usage: make publish REGISTRY=host:port" >&2; exit 2; }
-	docker tag $(BASE_IMAGE) $(REGISTRY)/$(BASE_IMAGE)
-	docker push $(REGISTRY)/$(BASE_IMAGE) | tail -n 1
-	@if docker image inspect $(BASE_IMAGE)-dev >/dev/null 2>&1; then \
-	  docker tag $(BASE_IMAGE)-dev $(REGISTRY)/$(BASE_IMAGE)-dev && docker push $(REGISTRY)/$(BASE_IMAGE)-dev | tail -n 1; fi
-	@mkdir -p build
-	@digest=$$(docker image inspect --format '{{range .RepoDigests}}{{println .}}{{end}}' $(REGISTRY)/$(BASE_IMAGE) \
-	  | sed -n 's|^$(REGISTRY)/$(BASE_REPO)@||p' | head -n 1); \
-	  [[ -n $$digest ]] || { echo "publish: no digest for $(REGISTRY)/$(BASE_IMAGE)" >&2; exit 1; }; \
-	  echo "$(REGISTRY)/$(BASE_IMAGE)@$$digest" | tee $(BASE_DIGEST_FILE)
+publish: ## Push the base image (and its -dev tag) to REGISTRY=host:port; its pinned reference goes to BASE_DIGEST_FILE
+	@[[ -n "$(REGISTRY)" ]] || { echo "usage: make publish REGISTRY=host:port [BASE_DIGEST_FILE=path]" >&2; exit 2; }
+	tools/publish-base $(REGISTRY) $(BASE_IMAGE) $(BASE_DIGEST_FILE)
 
 PIN_FILES ?= $(wildcard services/*/Dockerfile)
 BASE_DIGEST_FILE ?= build/base-image.digest
 
 .PHONY: pin
-pin: ## Write the published digest into the services' Dockerfiles (ARG BASE_IMAGE=...@sha256:...)
-	@[[ -s $(BASE_DIGEST_FILE) ]] || { echo "pin: run 'make publish REGISTRY=host:port' first" >&2; exit 2; }
-	@[[ -n "$(strip $(PIN_FILES))" ]] || { echo "pin: no Dockerfiles to pin (PIN_FILES)" >&2; exit 2; }
-	@ref=$$(cat $(BASE_DIGEST_FILE)); \
-	  for f in $(PIN_FILES); do \
-	    grep -q '^ARG BASE_IMAGE=' "$$f" || { echo "pin: $$f has no 'ARG BASE_IMAGE=' line" >&2; exit 1; }; \
-	    sed -i -E "s|^ARG BASE_IMAGE=.*|ARG BASE_IMAGE=$$ref|" "$$f"; echo "pinned $$f to $$ref"; \
-	  done
+pin: ## Write the published reference (BASE_DIGEST_FILE) into PIN_FILES' ARG BASE_IMAGE=...@sha256:... lines
+	tools/pin-base $(BASE_DIGEST_FILE) $(PIN_FILES)
 
 .PHONY: print-base-image
 print-base-image: ## Print the base image reference services build FROM

@@ -19,7 +19,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from shared_core._transport import set_testing
 
-__all__ = ["Reply", "Seen", "Upstream", "set_testing", "undocumented_routes"]
+__all__ = ["Reply", "Seen", "Upstream", "drain_outbox", "set_testing", "undocumented_routes"]
 
 #: Routes django-ninja adds that are not operations: the document itself and the API's root.
 _NOT_OPERATIONS = frozenset({"openapi-json", "openapi-view", "api-root"})
@@ -124,6 +124,18 @@ class Upstream:
     def __exit__(self, *exc: object) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+
+def drain_outbox(worker_id: str = "test") -> int:
+    """Run the outbox's due tasks in this thread until none is left, as the worker container would; how many ran.
+
+    For a service whose settings turn the outbox on (``service_settings(task_queues=...)``), in a
+    test that may use the database. A task that fails transiently is put back with its backoff, so
+    set ``OUTBOX_BACKOFF_BASE = 0`` to have every retry run in the same call.
+    """
+    from shared_core.outbox._worker import Worker  # here: its models load only where the outbox is on
+
+    return Worker(worker_id=worker_id).drain()
 
 
 def undocumented_routes() -> list[str]:

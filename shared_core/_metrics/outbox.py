@@ -33,7 +33,7 @@ class OutboxCollector(Collector):
         return cls(backend.get("QUEUES", ()))
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
-        from shared_core.outbox._worker import outbox_stats  # its models load only where the outbox is on
+        from shared_core.outbox._admin import outbox_stats  # its models load only where the outbox is on
 
         try:
             stats = {s.queue: s for s in outbox_stats()}

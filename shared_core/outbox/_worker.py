@@ -1,4 +1,4 @@
-"""The outbox worker and what operators run on the outbox: recovery, statistics, retrying FAILED tasks, pruning."""
+"""The outbox worker: it claims due tasks, runs each under its context and deadline, and recovers lost ones."""
 
 from __future__ import annotations
 
@@ -6,21 +6,20 @@ import logging
 import signal
 import threading
 import time
-from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass
-from datetime import datetime, timedelta
+from collections.abc import Iterable
+from datetime import timedelta
 from pathlib import Path
 from traceback import format_exception
 from types import FrameType
 from typing import Any, Final
 
-from django.db import close_old_connections, models, transaction
+from django.db import close_old_connections, transaction
 from django.db.utils import DatabaseError, OperationalError
 from django.utils import timezone
 from django_tasks import TaskContext, TaskResultStatus
 from django_tasks.signals import task_finished, task_started
 from django_tasks.utils import normalize_json
-from django_tasks_db.models import DBTaskResult, get_date_max
+from django_tasks_db.models import DBTaskResult
 from django_tasks_db.utils import exclusive_transaction, is_locked_database_exception
 
 from shared_core._tracing import TRACEPARENT_HEADER, TRACESTATE_HEADER, TraceContext, trace_context
@@ -30,7 +29,6 @@ from shared_core.outbox import (
     DEFAULT_MAX_ATTEMPTS,
     DEFAULT_POLL_INTERVAL,
     DEFAULT_RECOVER_AFTER,
-    DEFAULT_RETENTION,
     DEFAULT_TASK_TIMEOUT,
     OutboxBackend,
     WorkerLost,
@@ -38,8 +36,9 @@ from shared_core.outbox import (
     is_transient,
     setting,
 )
+from shared_core.outbox._admin import prune_finished
 
-__all__ = ["DEFAULT_PRUNE_BATCH", "QueueStats", "Worker", "outbox_stats", "prune_finished", "recover", "retry_failed"]
+__all__ = ["Worker", "recover"]
 
 logger = logging.getLogger(__name__)
 
@@ -47,86 +46,6 @@ logger = logging.getLogger(__name__)
 _RECOVER_EVERY: Final = 20
 #: The worker prunes every this many polls (about once a minute at the default interval).
 _PRUNE_EVERY: Final = 240
-#: Rows one DELETE of ``prune_finished`` removes at most.
-DEFAULT_PRUNE_BATCH: Final = 1000
-
-
-@dataclass(frozen=True)
-class QueueStats:
-    """One queue of the outbox. ``oldest_ready_age``: seconds the oldest due task has waited (``None``: none)."""
-
-    queue: str
-    ready: int
-    scheduled: int
-    running: int
-    failed: int
-    oldest_ready_age: float | None
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-def outbox_stats(now: datetime | None = None) -> list[QueueStats]:
-    """Counts per queue, from one grouped query; a task is *ready* once due, *scheduled* while it waits to retry."""
-    now = now or timezone.now()
-    due = models.Q(status=TaskResultStatus.READY) & (models.Q(run_after__lte=now) | models.Q(run_after=get_date_max()))
-    unfinished = [TaskResultStatus.READY, TaskResultStatus.RUNNING, TaskResultStatus.FAILED]
-    rows = (
-        DBTaskResult.objects.filter(status__in=unfinished)  # the partial index outbox_unfinished_idx; no finished row
-        .order_by()
-        .values("queue_name")
-        .annotate(
-            ready=models.Count("pk", filter=due),
-            scheduled=models.Count("pk", filter=models.Q(status=TaskResultStatus.READY) & ~due),
-            running=models.Count("pk", filter=models.Q(status=TaskResultStatus.RUNNING)),
-            failed=models.Count("pk", filter=models.Q(status=TaskResultStatus.FAILED)),
-            oldest=models.Min("enqueued_at", filter=due),
-        )
-        .order_by("queue_name")
-    )
-    return [
-        QueueStats(
-            queue=row["queue_name"],
-            ready=row["ready"],
-            scheduled=row["scheduled"],
-            running=row["running"],
-            failed=row["failed"],
-            oldest_ready_age=round((now - row["oldest"]).total_seconds(), 3) if row["oldest"] else None,
-        )
-        for row in rows
-    ]
-
-
-def retry_failed(*, queues: Sequence[str] = (), ids: Sequence[str] = ()) -> int:
-    """Put FAILED tasks (of ``queues``, or with ``ids``; all when both are empty) back to READY with new attempts."""
-    failed = DBTaskResult.objects.failed()
-    if queues:
-        failed = failed.filter(queue_name__in=queues)
-    if ids:
-        failed = failed.filter(pk__in=ids)
-    return failed.update(
-        status=TaskResultStatus.READY,
-        run_after=timezone.now(),
-        worker_ids=[],
-        finished_at=None,
-    )
-
-
-def prune_finished(*, older_than: float | None = None, batch: int = DEFAULT_PRUNE_BATCH) -> int:
-    """Delete successful tasks finished more than ``older_than`` seconds ago; returns how many.
-
-    ``None`` takes ``OUTBOX_RETENTION``; ``0`` prunes nothing (keep forever). Rows go in batches of
-    ``batch``, so no statement holds the table for long. Failed, ready and running tasks are never pruned.
-    """
-    older_than = setting("OUTBOX_RETENTION", DEFAULT_RETENTION) if older_than is None else older_than
-    if older_than <= 0:
-        return 0
-    cutoff = timezone.now() - timedelta(seconds=older_than)
-    old = DBTaskResult.objects.filter(status=TaskResultStatus.SUCCESSFUL, finished_at__lt=cutoff).order_by()
-    pruned = 0
-    while ids := list(old.values_list("pk", flat=True)[:batch]):
-        pruned += DBTaskResult.objects.filter(pk__in=ids).delete()[0]
-    return pruned
 
 
 def _error_fields(exc: BaseException) -> dict[str, str]:

@@ -7,7 +7,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from tests.integration.conftest import API_PATHS, SERVICES, eventually
+from devstack import SERVICES
+from tests.integration.conftest import API_PATHS, eventually
 
 pytestmark = [
     pytest.mark.docker,

@@ -14,7 +14,8 @@ import docker
 import pytest
 import requests
 
-from tests.integration.conftest import API_PATHS, SERVICES
+from devstack import SERVICES
+from tests.integration.conftest import API_PATHS
 from tests.rawhttp import exchange
 
 pytestmark = pytest.mark.docker

@@ -10,7 +10,8 @@ import uuid
 
 import pytest
 
-from tests.integration.conftest import API_PATHS, LOG_WITHIN, SERVICES
+from devstack import SERVICES
+from tests.integration.conftest import API_PATHS, LOG_WITHIN
 
 pytestmark = pytest.mark.docker
 

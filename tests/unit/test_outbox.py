@@ -22,7 +22,8 @@ from shared_core._tracing import TraceContext, parse_traceparent, trace_context
 from shared_core.clients import HTTPClient, HTTPConnectionError, HTTPStatusError, HTTPTimeoutError
 from shared_core.context import REQUEST_ID_HEADER, request_context
 from shared_core.outbox import backoff, is_transient
-from shared_core.outbox._worker import Worker, outbox_stats, prune_finished, recover, retry_failed
+from shared_core.outbox._admin import outbox_stats, prune_finished, retry_failed
+from shared_core.outbox._worker import Worker, recover
 from shared_core.testing import Reply
 from tests.testapp.tasks import broken, database_hiccup, deliver
 

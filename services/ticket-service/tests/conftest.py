@@ -5,8 +5,7 @@ import pytest
 from django.conf import settings
 from django.test import Client
 
-from shared_core.outbox._worker import Worker
-from shared_core.testing import Upstream, set_testing
+from shared_core.testing import Upstream, drain_outbox, set_testing
 
 
 @pytest.fixture
@@ -30,7 +29,4 @@ def outbox(db, settings):
     """Runs the outbox's due tasks in the test's thread, as the worker container would; returns how many ran."""
     settings.OUTBOX_BACKOFF_BASE = 0.0  # a retry is due at once, so one drain runs every attempt
 
-    def drain() -> int:
-        return Worker(worker_id="unit-test").drain()
-
-    return drain
+    return drain_outbox

@@ -46,14 +46,14 @@ class Command(BaseCommand):
     def handle(self, *args: Any, action: str, **options: Any) -> None:
         if not apps.is_installed("django_tasks_db"):
             raise CommandError("this service has no outbox: service_settings(task_queues=[...]) turns it on")
-        from shared_core.outbox._worker import retry_failed  # its models exist only where the outbox is on
+        from shared_core.outbox._admin import retry_failed  # its models exist only where the outbox is on
 
         if action == "work":
             self.work(**options)
         elif action == "status":
             self.status(as_json=options["json"])
         elif action == "prune":
-            from shared_core.outbox._worker import prune_finished
+            from shared_core.outbox._admin import prune_finished
 
             if options["older_than"] is not None and options["older_than"] <= 0:
                 raise CommandError("--older-than must be a positive number of seconds")
@@ -98,7 +98,7 @@ class Command(BaseCommand):
         ).run()
 
     def status(self, *, as_json: bool) -> None:
-        from shared_core.outbox._worker import outbox_stats
+        from shared_core.outbox._admin import outbox_stats
 
         stats = outbox_stats()
         if as_json:
