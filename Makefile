@@ -86,7 +86,8 @@ test-integration: venv ## The cross-container suite: pytest-docker runs the stac
 	@mkdir -p $(RESULTS)
 	@$(require_docker); \
 	$(MAKE) --no-print-directory base root-nginx-image $(if $(filter postgres,$(DB)),root-postgres-image); \
-	DB=$(DB) SHARED_CORE_BASE_IMAGE=$(BASE_IMAGE) $(PYTEST) $(INTEGRATION_TESTS) -p no:django -W ignore::pytest.PytestConfigWarning \
+	DB=$(DB) SHARED_CORE_BASE_IMAGE=$(BASE_IMAGE) $(PYTEST) $(INTEGRATION_TESTS) -p no:django -p shared_core.pytest_plugin \
+	  -W ignore::pytest.PytestConfigWarning \
 	  --junitxml=$(RESULTS)/integration-$(DB).xml $(PYTEST_ARGS)
 
 .PHONY: test-swarm
@@ -119,6 +120,36 @@ soak: ## Seeded random workload + real faults + invariant checker (SOAK_SECONDS=
 api-check: venv ## The public API against the last release's (releases/): a break needs a version step and a CHANGELOG entry
 	$(BIN)/python tools/api-check
 
+DIST := build/dist
+# The wheel Dockerfile.base installs: base-image/ holds exactly what the image build copies.
+BASE_WHEEL := base-image/dist/shared_core-$(VERSION)-py3-none-any.whl
+
+.PHONY: dist
+dist: venv ## Build shared_core's wheel and sdist into build/dist (what the base image installs, and pip elsewhere)
+	rm -rf $(DIST) && SOURCE_DATE_EPOCH=$$(git log -1 --format=%ct 2>/dev/null || echo 315532800) \
+	  $(BIN)/uv build --quiet --out-dir $(DIST)
+	@ls $(DIST)
+	rm -rf base-image/dist && mkdir -p base-image/dist && cp $(DIST)/shared_core-$(VERSION)-py3-none-any.whl base-image/dist/
+
+# The service template (copier.yml, template/): a new service in its own repository, and the path CI proves.
+NAME ?= inventory-service
+DEST ?= ../$(NAME)
+COMPOSE_V2 := build/tools/docker-compose-v2
+
+$(COMPOSE_V2):
+	tools/compose-v2 $@
+
+.PHONY: new-service
+new-service: venv ## A new service from the template, in its own directory: make new-service NAME=x-service DEST=../x-service
+	$(BIN)/copier copy --trust --defaults --vcs-ref HEAD --data service_name=$(NAME) \
+	  --data shared_core_version=$(VERSION) $(CURDIR) $(DEST)
+
+.PHONY: test-downstream
+test-downstream: venv dist $(COMPOSE_V2) ## A generated service, outside this repo, runs its own `make test` (Compose v2)
+	@$(require_docker); \
+	$(MAKE) --no-print-directory images; \
+	tools/test-downstream $(CURDIR) $(VERSION) $(CURDIR)/$(COMPOSE_V2)
+
 .PHONY: release
 release: api-check ## Record this version's API (releases/<version>.api.json.gz), commit it and tag v<version>
 	$(BIN)/python tools/api-check --record $(VERSION)
@@ -133,14 +164,18 @@ docs-serve: venv ## Serve the docs on http://127.0.0.1:8000 while you edit them
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs serve
 
 .PHONY: test
-test: lint api-check docs test-unit test-services test-unit-postgres test-image test-integration test-integration-postgres test-swarm ## Everything
+test: lint api-check docs test-unit test-services test-unit-postgres test-image test-integration test-integration-postgres test-swarm test-downstream ## Everything
 
 # The stack: docker compose (v2) where it exists, else docker-compose (v1).
 COMPOSE := $(shell if docker compose version >/dev/null 2>&1; then echo "docker compose"; else echo docker-compose; fi)
 PROJECT ?= shared-core
 DB ?= sqlite
 COMPOSE_FILES := -f compose/compose.yaml $(if $(filter postgres,$(DB)),-f compose/compose.postgres.yaml)
-STACK = BASE_IMAGE=$(BASE_IMAGE) NGINX_ROOT_IMAGE=$(NGINX_ROOT_IMAGE) SHARED_CORE_VERSION=$(VERSION) $(COMPOSE) --project-directory compose \
+# What the services build FROM: their Dockerfiles' pinned ARG BASE_IMAGE (`make pin` moves it), unless you pass
+# SERVICE_BASE=<reference>. Nothing else overrides a pin.
+SERVICE_BASE ?=
+PINNED_BASE = $(shell sed -n 's/^ARG BASE_IMAGE=//p' services/$(firstword $(SERVICES))/Dockerfile)
+STACK = BASE_IMAGE=$(or $(SERVICE_BASE),$(PINNED_BASE)) NGINX_ROOT_IMAGE=$(NGINX_ROOT_IMAGE) SHARED_CORE_VERSION=$(VERSION) $(COMPOSE) --project-directory compose \
 	-p $(PROJECT) $(COMPOSE_FILES)
 
 SECRET = python3 -c 'import secrets; print(secrets.token_urlsafe($(1)))'
@@ -239,7 +274,7 @@ root-image: ## Build the Debian trixie root image offline with debootstrap (once
 	else tools/build-rootfs $(ROOT_IMAGE) trixie; fi
 
 .PHONY: base
-base: root-image wheelhouse ## Build the base image shared-core/base:<version> and its builder variant <version>-dev
+base: root-image wheelhouse dist ## Build the base image shared-core/base:<version> and its builder variant <version>-dev
 	@python=$$(docker run --rm --entrypoint python3 $(ROOT_IMAGE) -c 'import platform; print(platform.python_version())'); \
 	for target in base dev; do \
 	  suffix=$$([[ $$target == dev ]] && echo -dev || true); \
@@ -260,6 +295,10 @@ BASE_DIGEST_FILE ?= build/base-image.digest
 .PHONY: pin
 pin: ## Write the published reference (BASE_DIGEST_FILE) into PIN_FILES' ARG BASE_IMAGE=...@sha256:... lines
 	tools/pin-base $(BASE_DIGEST_FILE) $(PIN_FILES)
+
+.PHONY: print-service-base
+print-service-base: ## Print what the services build FROM: the pinned ARG BASE_IMAGE, or SERVICE_BASE when given
+	@echo $(or $(SERVICE_BASE),$(PINNED_BASE))
 
 .PHONY: print-base-image
 print-base-image: ## Print the base image reference services build FROM
@@ -282,7 +321,8 @@ SWARM = set -a && source compose/.env && set +a && STACK=$(SWARM_STACK) VERSION=
 .PHONY: images
 images: base proxy root-postgres-image ## Build every image the Swarm stack runs: the services FROM the base, PostgreSQL
 	@for s in $(SERVICES); do \
-	  docker build --quiet --tag shared-core/$$s:$(VERSION) --build-arg BASE_IMAGE=$(BASE_IMAGE) services/$$s; done
+	  docker build --quiet --tag shared-core/$$s:$(VERSION) $(if $(SERVICE_BASE),--build-arg BASE_IMAGE=$(SERVICE_BASE)) \
+	    services/$$s; done
 	@docker build --quiet --tag shared-core/postgres:$(VERSION) --build-arg ROOT_IMAGE=$(POSTGRES_ROOT_IMAGE) compose/postgres
 
 .PHONY: deploy

@@ -7,6 +7,7 @@ import re
 import textwrap
 import threading
 import time
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -52,13 +53,33 @@ def test_shared_core_imports_from_fixed_pythonpath(docker_client, child_image):
 
 
 def test_installed_versions_equal_the_lock_file(docker_client, child_image):
-    """Every distribution in the image's virtualenv is exactly the locked one, and nothing else is there."""
+    """Every distribution in the image is exactly the locked one, plus shared-core itself; nothing else is there."""
     script = (
         "import importlib.metadata as m, json\n"
         "print(json.dumps({d.metadata['Name']: d.version for d in m.distributions()}))"
     )
     installed = json.loads(run_once(docker_client, child_image, ["python3", "-c", script]))
-    assert {k.lower().replace("_", "-"): v for k, v in installed.items()} == locked_versions()
+    assert {k.lower().replace("_", "-"): v for k, v in installed.items()} == {
+        **locked_versions(),
+        "shared-core": VERSION,
+    }
+
+
+def test_shared_core_is_installed_from_its_wheel(docker_client, child_image):
+    """/opt/shared holds exactly the files of the wheel `make dist` built, as distribution shared-core at the label's
+    version."""
+    script = textwrap.dedent(
+        """
+        import importlib.metadata as m, json
+        d = m.distribution("shared-core")
+        print(json.dumps([d.version, sorted(str(f) for f in d.files if "__pycache__" not in str(f))]))
+        """
+    )
+    version, files = json.loads(run_once(docker_client, child_image, ["python3", "-c", script]))
+    with zipfile.ZipFile(ROOT / "base-image" / "dist" / f"shared_core-{VERSION}-py3-none-any.whl") as wheel:
+        packaged = sorted(n for n in wheel.namelist() if not n.endswith("/"))
+    assert version == VERSION == child_image.labels["org.opencontainers.image.version"]
+    assert {f for f in files if not f.endswith(("INSTALLER", "REQUESTED", "direct_url.json"))} == set(packaged)
 
 
 def test_no_compiler_package_manager_or_caches(docker_client, child_image):

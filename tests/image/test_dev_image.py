@@ -80,7 +80,10 @@ def run(docker_client: docker.DockerClient, image: str, *command: str) -> tuple[
 
 
 def test_the_dev_image_is_the_base_plus_pip(docker_client, base_image, dev_image):
-    """-dev has pip, shared_core and the same version label as the base, which has no pip."""
+    """-dev has pip, which shows shared-core at the base's version label, and shared_core; the base has no pip."""
+    version = base_image.labels["org.opencontainers.image.version"]
+    status, shown = run(docker_client, dev_image.id, "pip", "show", "shared-core")
+    assert status == 0 and f"Version: {version}" in shown, shown
     status, out = run(docker_client, dev_image.id, "pip", "--version")
     assert status == 0 and "pip " in out
     status, out = run(

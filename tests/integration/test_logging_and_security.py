@@ -101,6 +101,18 @@ def test_every_log_line_has_the_shared_format(stack):
 
 
 @pytest.mark.parametrize("service", SERVICES)
+def test_a_caller_named_in_extra_callers_is_let_in_by_every_service(stack, tokens, service):
+    """EXTRA_CALLERS admits another team's service without editing compose.yaml: 200, logged as that caller."""
+    import requests
+
+    request_id = f"guest-{uuid.uuid4().hex}"
+    headers = {"Authorization": f"Bearer {tokens['GUEST_SERVICE_TOKEN']}", "X-Request-ID": request_id}
+    response = requests.get(stack.url(service) + API_PATHS[service], headers=headers, timeout=30)
+    assert response.status_code == 200, response.text
+    stack.wait_for_log(service, f"request_id={request_id} caller=guest-service")
+
+
+@pytest.mark.parametrize("service", SERVICES)
 def test_missing_or_wrong_token_is_401_and_never_logged(stack, tokens, service):
     """Without the token, with a wrong one, or with it in the query or body: 401 JSON, and no token in any log."""
     import requests

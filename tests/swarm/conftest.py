@@ -24,7 +24,7 @@ import requests
 from docker.models.containers import Container
 
 from devstack import SERVICES, free_port, throwaway_secrets
-from tests.integration.conftest import eventually
+from shared_core.pytest_plugin import eventually
 
 ROOT = Path(__file__).resolve().parents[2]
 #: Every service of the stack a rollout moves (ticket-worker runs ticket-service's image).

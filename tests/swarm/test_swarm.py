@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import requests
 
-from tests.integration.conftest import eventually
+from shared_core.pytest_plugin import eventually
 from tests.swarm.conftest import ROLLED, SWARM_WAIT, Release, Swarm, wait_converged
 
 

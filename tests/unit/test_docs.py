@@ -77,7 +77,12 @@ def test_the_reference_lists_exactly_the_public_api():
     for module, names in re.findall(r"^\| `(shared_core[\w.]*)` \| (.*) \|$", table, re.M):
         listed[module] = set(re.findall(r"`(\w+)`", names))
     public = {name for name in shared_core.__all__ if name != "__version__"}
-    by_module = ("shared_core.testing", "shared_core.outbox", "shared_core.instrumentation")
+    by_module = (
+        "shared_core.testing",
+        "shared_core.outbox",
+        "shared_core.instrumentation",
+        "shared_core.pytest_plugin",
+    )
     assert set().union(*listed.values()) == public.union(*(listed[module] for module in by_module))
     for module, names in listed.items():
         assert names <= set(importlib.import_module(module).__all__), module
