@@ -75,7 +75,7 @@ test-unit-postgres: venv ## shared_core's and the services' unit tests on a thro
 test-image: venv ## Base and proxy image contract tests (builds them): a child image FROM the base, a local registry
 	@mkdir -p $(RESULTS)
 	@$(require_docker); \
-	$(MAKE) --no-print-directory base proxy; \
+	$(MAKE) --no-print-directory base base-dev proxy; \
 	SHARED_CORE_BASE_IMAGE=$(BASE_IMAGE) SHARED_CORE_PROXY_IMAGE=$(PROXY_IMAGE) ROOT_IMAGE=$(ROOT_IMAGE) \
 	  tools/with-registry $(PYTEST) tests/image -p no:django -W ignore::pytest.PytestConfigWarning --junitxml=$(RESULTS)/image.xml
 
@@ -164,7 +164,7 @@ docs-serve: venv ## Serve the docs on http://127.0.0.1:8000 while you edit them
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs serve
 
 .PHONY: test
-test: lint api-check docs test-unit test-services test-unit-postgres test-image test-integration test-integration-postgres test-swarm test-downstream ## Everything
+test: lint api-check docs test-unit test-services test-unit-postgres test-image sbom test-integration test-integration-postgres test-swarm test-downstream ## Everything
 
 # The stack: docker compose (v2) where it exists, else docker-compose (v1).
 COMPOSE := $(shell if docker compose version >/dev/null 2>&1; then echo "docker compose"; else echo docker-compose; fi)
@@ -273,16 +273,28 @@ root-image: ## Build the Debian trixie root image offline with debootstrap (once
 	elif docker image inspect $(ROOT_IMAGE) >/dev/null 2>&1; then echo "$(ROOT_IMAGE) exists"; \
 	else tools/build-rootfs $(ROOT_IMAGE) trixie; fi
 
+# One target of Dockerfile.base: $(1) is base or dev, tagged $(BASE_IMAGE) or $(BASE_IMAGE)-dev.
+define build_base
+python=$$(docker run --rm --entrypoint python3 $(ROOT_IMAGE) -c 'import platform; print(platform.python_version())'); \
+docker build --file Dockerfile.base --target $(1) --tag $(BASE_IMAGE)$(if $(filter dev,$(1)),-dev) \
+  --build-arg ROOT_IMAGE=$(ROOT_IMAGE) --build-arg VERSION=$(VERSION) --build-arg REVISION=$(REVISION) \
+  --build-arg CREATED=$(CREATED) --build-arg SOURCE=$(SOURCE) --build-arg PYTHON_VERSION=$$python \
+  --build-arg DJANGO_VERSION=$(DJANGO_VERSION) .
+endef
+
 .PHONY: base
-base: root-image wheelhouse dist ## Build the base image shared-core/base:<version> and its builder variant <version>-dev
-	@python=$$(docker run --rm --entrypoint python3 $(ROOT_IMAGE) -c 'import platform; print(platform.python_version())'); \
-	for target in base dev; do \
-	  suffix=$$([[ $$target == dev ]] && echo -dev || true); \
-	  docker build --file Dockerfile.base --target $$target --tag $(BASE_IMAGE)$$suffix \
-	    --build-arg ROOT_IMAGE=$(ROOT_IMAGE) --build-arg VERSION=$(VERSION) --build-arg REVISION=$(REVISION) \
-	    --build-arg CREATED=$(CREATED) --build-arg SOURCE=$(SOURCE) --build-arg PYTHON_VERSION=$$python \
-	    --build-arg DJANGO_VERSION=$(DJANGO_VERSION) . ; \
-	done
+base: root-image wheelhouse dist ## Build the base image shared-core/base:<version> (all the stack needs)
+	@$(call build_base,base)
+
+.PHONY: base-dev
+base-dev: base ## Build its builder variant <version>-dev (pip and apt back, for build stages)
+	@$(call build_base,dev)
+
+.PHONY: sbom
+sbom: base ## The base image's software bill of materials (CycloneDX JSON, as baked into it) into build/sbom.json
+	@mkdir -p build
+	docker run --rm --entrypoint cat $(BASE_IMAGE) /usr/share/doc/shared-core/sbom.json > build/sbom.json
+	@$(BIN)/python -c 'import json; b = json.load(open("build/sbom.json")); print(f"build/sbom.json: {len(b[\"components\"])} components")'
 
 .PHONY: publish
 publish: ## Push the base image (and its -dev tag) to REGISTRY=host:port; its pinned reference goes to BASE_DIGEST_FILE

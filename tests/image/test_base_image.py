@@ -82,13 +82,41 @@ def test_shared_core_is_installed_from_its_wheel(docker_client, child_image):
     assert {f for f in files if not f.endswith(("INSTALLER", "REQUESTED", "direct_url.json"))} == set(packaged)
 
 
+def test_the_sbom_lists_every_debian_package_and_python_distribution(docker_client, child_image):
+    """The CycloneDX SBOM the label points to names every installed Debian package and Python distribution, at
+    its version, and nothing else."""
+    path = child_image.labels["io.shared-core.sbom"]
+    bom = json.loads(run_once(docker_client, child_image, ["cat", path]))
+    assert bom["bomFormat"] == "CycloneDX" and bom["metadata"]["component"]["version"] == VERSION
+    script = textwrap.dedent(
+        """
+        import importlib.metadata as m, json, subprocess
+        debs = subprocess.run(["dpkg-query", "-W", "-f", "${db:Status-Status} ${Package} ${Version}\\n"],
+                              capture_output=True, text=True, check=True).stdout.splitlines()
+        print(json.dumps({
+            "deb": sorted(" ".join(line.split()[1:]) for line in debs if line.startswith("installed ")),
+            "pypi": sorted(f"{d.metadata['Name'].lower()} {d.version}" for d in m.distributions()),
+        }))
+        """
+    )
+    installed = json.loads(run_once(docker_client, child_image, ["python3", "-c", script]))
+    listed = {"deb": [], "pypi": []}
+    for component in bom["components"]:
+        kind = component["purl"].split("/")[0].removeprefix("pkg:")
+        name = component["name"].lower() if kind == "pypi" else component["name"]
+        listed[kind].append(f"{name} {component['version']}")
+    assert sorted(listed["deb"]) == installed["deb"] and len(installed["deb"]) > 50
+    assert sorted(listed["pypi"]) == installed["pypi"] and f"shared-core {VERSION}" in installed["pypi"]
+
+
 def test_no_compiler_package_manager_or_caches(docker_client, child_image):
-    """No compiler, pip, apt or apt lists, docs or translations; bytecode is precompiled."""
+    """No compiler, pip, apt or apt lists, docs (but the SBOM) or translations; bytecode is precompiled."""
     script = textwrap.dedent(
         """
         import glob, pathlib, shutil
         print([t for t in ("gcc", "cc", "pip", "apt-get", "curl", "perl") if shutil.which(t)])
-        print(sum(len(list(pathlib.Path(d).glob("*"))) for d in ("/var/lib/apt/lists", "/usr/share/doc")))
+        docs = [*pathlib.Path("/var/lib/apt/lists").glob("*"), *pathlib.Path("/usr/share/doc").glob("*")]
+        print(len([p for p in docs if str(p) != "/usr/share/doc/shared-core"]))
         print(len([p for p in pathlib.Path("/usr/share/locale").glob("*") if p.name != "locale.alias"]))
         print(bool(glob.glob("/opt/venv/lib/python3*/site-packages/django/db/__pycache__/*.pyc")))
         print(bool(glob.glob("/opt/shared/shared_core/__pycache__/*.pyc")))

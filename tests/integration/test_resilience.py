@@ -31,15 +31,14 @@ def test_user_service_stopped_is_503_within_deadline_then_recovers(stack):
     """With user-service stopped a ticket gets a JSON 503 in time; once it is back, tickets work, no restart."""
     requester = make_user(stack)
     ticket_started = stack.container("ticket-service").attrs["State"]["StartedAt"]
-    stack.container("user-service").stop(timeout=30)
+    stack.stop("user-service")
     try:
         elapsed, response = timed_ticket(stack, "ticket-service", requester)
         assert response.status_code == 503, response.text
         assert response.json()["error"] == "upstream_unavailable" and response.json()["request_id"]
         assert elapsed < CLIENT_DEADLINE + MARGIN
     finally:
-        stack.container("user-service").start()
-        stack.wait_healthy("user-service")
+        stack.start("user-service")
     assert timed_ticket(stack, "ticket-service", requester)[1].status_code == 201
     stack.container("ticket-service").reload()
     assert stack.container("ticket-service").attrs["State"]["StartedAt"] == ticket_started
@@ -48,14 +47,11 @@ def test_user_service_stopped_is_503_within_deadline_then_recovers(stack):
 def test_user_service_paused_is_504_within_deadline_then_recovers(stack):
     """With user-service paused a ticket gets a JSON 504 within the deadline; unpaused, tickets work again."""
     requester = make_user(stack)
-    stack.container("user-service").pause()
-    try:
+    with stack.paused("user-service"):
         elapsed, response = timed_ticket(stack, "ticket-service", requester)
         assert response.status_code == 504, response.text
         assert response.json()["error"] == "upstream_timeout"
         assert elapsed < CLIENT_DEADLINE + MARGIN
-    finally:
-        stack.container("user-service").unpause()
     assert timed_ticket(stack, "ticket-service", requester)[1].status_code == 201
 
 
@@ -130,17 +126,12 @@ def test_network_partition_fails_cleanly_and_recovers(stack):
     """Cut off from user-service, ticket-service fails in time with JSON; reconnected, it recovers, nothing lost."""
     requester = make_user(stack)
     before = len(stack.call("GET", "ticket-service", "/api/tickets/?limit=1000").json()["results"])
-    network = stack.client.networks.get(f"{stack.project}_backend")
-    user = stack.container("user-service")
-    network.disconnect(user)
-    try:
+    with stack.cut_off("user-service"):
         elapsed, cut = timed_ticket(stack, "ticket-service", requester)
         # Dropped packets time out (504); a name that no longer resolves is refused (503).
         assert cut.status_code in (503, 504), cut.text
         assert cut.json()["error"] in ("upstream_unavailable", "upstream_timeout")
         assert elapsed < CLIENT_DEADLINE + MARGIN
-    finally:
-        network.connect(user, aliases=["user-service"])
     _, healed = timed_ticket(stack, "ticket-service", requester)
     assert healed.status_code == 201, healed.text
     after = stack.call("GET", "ticket-service", "/api/tickets/?limit=1000").json()["results"]
