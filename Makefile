@@ -294,7 +294,7 @@ base-dev: base ## Build its builder variant <version>-dev (pip and apt back, for
 sbom: base ## The base image's software bill of materials (CycloneDX JSON, as baked into it) into build/sbom.json
 	@mkdir -p build
 	docker run --rm --entrypoint cat $(BASE_IMAGE) /usr/share/doc/shared-core/sbom.json > build/sbom.json
-	@$(BIN)/python -c 'import json; b = json.load(open("build/sbom.json")); print(f"build/sbom.json: {len(b[\"components\"])} components")'
+	@$(BIN)/python -c 'import json; b = json.load(open("build/sbom.json")); print("build/sbom.json:", len(b["components"]), "components")'
 
 .PHONY: publish
 publish: ## Push the base image (and its -dev tag) to REGISTRY=host:port; its pinned reference goes to BASE_DIGEST_FILE
