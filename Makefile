@@ -124,12 +124,17 @@ DIST := build/dist
 # The wheel Dockerfile.base installs: base-image/ holds exactly what the image build copies.
 BASE_WHEEL := base-image/dist/shared_core-$(VERSION)-py3-none-any.whl
 
-.PHONY: dist
-dist: venv ## Build shared_core's wheel and sdist into build/dist (what the base image installs, and pip elsewhere)
+# What goes into the wheel and its metadata: rebuilt only when one of them changes, not per `make base`.
+DIST_SOURCES := pyproject.toml README.md CHANGELOG.md $(shell find shared_core -type f ! -name '*.pyc')
+
+$(BASE_WHEEL): $(DIST_SOURCES) $(BIN)/.installed
 	rm -rf $(DIST) && SOURCE_DATE_EPOCH=$$(git log -1 --format=%ct 2>/dev/null || echo 315532800) \
 	  $(BIN)/uv build --quiet --out-dir $(DIST)
+	rm -rf base-image/dist && mkdir -p base-image/dist && cp $(DIST)/$(notdir $@) $@
+
+.PHONY: dist
+dist: $(BASE_WHEEL) ## Build shared_core's wheel and sdist into build/dist (what the base image installs, and pip elsewhere)
 	@ls $(DIST)
-	rm -rf base-image/dist && mkdir -p base-image/dist && cp $(DIST)/shared_core-$(VERSION)-py3-none-any.whl base-image/dist/
 
 # The service template (copier.yml, template/): a new service in its own repository, and the path CI proves.
 NAME ?= inventory-service

@@ -12,9 +12,8 @@ from pathlib import Path
 import docker
 
 from bench.stats import summary
-from devstack import SERVICES
+from devstack import ROOT, SERVICES
 
-ROOT = Path(__file__).resolve().parents[1]
 MB = 1_000_000
 
 

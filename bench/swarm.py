@@ -18,15 +18,13 @@ import subprocess
 import time
 import uuid
 from collections import Counter
-from pathlib import Path
 
 import docker
 
 from bench.stats import summary
 from bench.throughput import wrk
-from devstack import SERVICES, free_port, throwaway_secrets
+from devstack import ROOT, SERVICES, free_port, throwaway_secrets
 
-ROOT = Path(__file__).resolve().parents[1]
 ROUND = "5s"
 ROUNDS = 3
 KILLS = 3

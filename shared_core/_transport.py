@@ -20,7 +20,7 @@ from shared_core.instrumentation import RetryDetails, emit_retry
 
 __all__ = ["IDEMPOTENT_METHODS", "DeadlineSpent", "NoCookies", "ServiceRetry", "WatchedAdapter", "set_testing"]
 
-logger = logging.getLogger("shared_core.clients")
+logger = logging.getLogger("shared_core.clients")  # the logger retries were always logged under
 
 #: Methods retried without further proof that a repeat is harmless.
 IDEMPOTENT_METHODS: Final = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})

@@ -18,19 +18,19 @@ def upstream(name: str) -> HTTPClient:
     """The client of the upstream service ``name``, at the URL ``settings.UPSTREAMS[name]`` gives.
 
     ``service_settings(upstreams={"user-service": "http://user-service:8000"})`` declares
-    it, and ``USER_SERVICE_URL`` overrides the URL. One client per name and URL is kept,
-    and changing ``UPSTREAMS``, an ``HTTP_CLIENT_*`` setting or the token (as tests do) makes new ones.
+    it, and ``USER_SERVICE_URL`` overrides the URL. One client per URL is kept, and changing
+    ``UPSTREAMS``, an ``HTTP_CLIENT_*`` setting or the token (as tests do) makes new ones.
     ``ImproperlyConfigured`` names an upstream the settings do not declare.
     """
     urls = getattr(settings, "UPSTREAMS", {})
     if name not in urls:
         declared = ", ".join(sorted(urls)) or "none"
         raise ImproperlyConfigured(f"no upstream {name!r} in settings.UPSTREAMS (declared: {declared})")
-    return _client(name, urls[name])
+    return _client(urls[name])
 
 
 @lru_cache(maxsize=64)
-def _client(name: str, url: str) -> HTTPClient:
+def _client(url: str) -> HTTPClient:
     return HTTPClient(url)
 
 

@@ -26,7 +26,7 @@ import secrets
 import subprocess
 import time
 import uuid
-from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
 from contextlib import closing, contextmanager
 from typing import TYPE_CHECKING, Any, Final, TypeVar
 
@@ -84,9 +84,11 @@ class ComposeStack:
         """Run a Compose command on this stack, with the environment as it is now."""
         subprocess.run([*self._compose, *args], check=True, capture_output=True, env=os.environ)  # noqa: S603
 
-    def containers(self, service: str) -> list[Container]:
-        """Every container of ``service`` (a scaled service has several)."""
-        labels = [f"com.docker.compose.project={self.project}", f"com.docker.compose.service={service}"]
+    def containers(self, service: str | None = None) -> list[Container]:
+        """Every container of ``service`` (a scaled service has several), or of the whole stack when ``None``."""
+        labels = [f"com.docker.compose.project={self.project}"]
+        if service is not None:
+            labels.append(f"com.docker.compose.service={service}")
         return list(self.client.containers.list(all=True, filters={"label": labels}))
 
     def container(self, service: str) -> Container:
@@ -95,9 +97,7 @@ class ComposeStack:
         return found
 
     def all_containers(self) -> list[Container]:
-        return list(
-            self.client.containers.list(all=True, filters={"label": f"com.docker.compose.project={self.project}"})
-        )
+        return self.containers()
 
     def url(self, service: str, port: int = 8000) -> str:
         """``http://127.0.0.1:<host port>`` where the host reaches ``port`` of ``service``'s container."""
@@ -237,20 +237,6 @@ def compose_stack_class() -> type[ComposeStack]:
     return ComposeStack
 
 
-@contextmanager
-def _environment(values: Mapping[str, str]) -> Iterator[None]:
-    saved = {key: os.environ.get(key) for key in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-
-
 @pytest.fixture(scope="session")
 def compose_stack(
     compose_command: list[str],
@@ -267,7 +253,9 @@ def compose_stack(
     executor = DockerComposeExecutor(" ".join(compose_command), compose_files, compose_project)
     compose = [*compose_command, "-p", compose_project, *(a for f in compose_files for a in ("-f", f))]
     client = docker.from_env()
-    with _environment(compose_env), closing(client):
+    with pytest.MonkeyPatch.context() as environment, closing(client):
+        for name, value in compose_env.items():
+            environment.setenv(name, value)  # what Compose reads, restored when the session ends
         try:
             executor.execute("up --build -d")
             stack = compose_stack_class(client, compose_project, compose, token=compose_token)

@@ -11,18 +11,17 @@ import json
 import os
 import secrets
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
 from docker.models.containers import Container
 
+from devstack import ROOT
 from shared_core.pytest_plugin import ComposeStack, eventually
 
 __all__ = ["API_PATHS", "CLIENT_DEADLINE", "LOG_WITHIN", "MARGIN", "ROOT", "TICKET_WORKERS", "Stack", "eventually"]
 
-ROOT = Path(__file__).resolve().parents[2]
 #: What the suite sets as HTTP_CLIENT_DEADLINE in the services it starts.
 CLIENT_DEADLINE = 3.0
 #: Generous bound on how far past a deadline a reply may come, on a busy 2-core machine.

@@ -15,7 +15,6 @@ import subprocess
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import docker
@@ -23,10 +22,9 @@ import pytest
 import requests
 from docker.models.containers import Container
 
-from devstack import SERVICES, free_port, throwaway_secrets
+from devstack import ROOT, SERVICES, free_port, throwaway_secrets
 from shared_core.pytest_plugin import eventually
 
-ROOT = Path(__file__).resolve().parents[2]
 #: Every service of the stack a rollout moves (ticket-worker runs ticket-service's image).
 ROLLED = (*SERVICES, "ticket-worker")
 #: Generous bound for the stack, a rollout or a replacement on a busy 2-core machine.

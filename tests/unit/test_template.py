@@ -57,6 +57,12 @@ def generate(template_repo: Path, dest: Path, ref: str = "v1.0.0") -> Path:
     return dest
 
 
+def test_the_template_defaults_to_this_release():
+    """copier.yml's default shared_core_version is __version__: a release moves the template with it."""
+    answers = yaml.safe_load((ROOT / "copier.yml").read_text())
+    assert answers["shared_core_version"]["default"] == shared_core.__version__
+
+
 def test_a_generated_service_passes_its_checks_and_unit_tests(template_repo, tmp_path):
     """Generated as is, the service passes Django's deploy checks, has its migration, and its unit tests pass."""
     project = generate(template_repo, tmp_path / "demo-service")
