@@ -17,6 +17,7 @@ BASE_IMAGE := $(BASE_REPO):$(VERSION)
 ROOT_IMAGE ?= shared-core/root:trixie
 POSTGRES_ROOT_IMAGE ?= shared-core/root-postgres:trixie
 NGINX_ROOT_IMAGE ?= shared-core/root-nginx:trixie
+NODE_ROOT_IMAGE ?= shared-core/root-node:trixie
 PROXY_IMAGE := shared-core/proxy:$(VERSION)
 DEFAULT_ROOT_IMAGE := shared-core/root:trixie
 WHEELHOUSE := base-image/wheelhouse
@@ -96,7 +97,7 @@ test-swarm: venv ## The Swarm suite: rollouts, a broken rollout, replica loss an
 	@$(require_docker); \
 	$(MAKE) --no-print-directory images; \
 	SHARED_CORE_BASE_IMAGE=$(BASE_IMAGE) ROOT_IMAGE=$(ROOT_IMAGE) tools/with-registry \
-	  $(PYTEST) tests/swarm -p no:django -W ignore::pytest.PytestConfigWarning --junitxml=$(RESULTS)/swarm.xml
+	  $(PYTEST) tests/swarm --ignore=tests/swarm/nodes -p no:django -W ignore::pytest.PytestConfigWarning --junitxml=$(RESULTS)/swarm.xml
 
 LOG_TESTS := tests/integration/test_logging_and_security.py
 .PHONY: test-integration-postgres
@@ -169,7 +170,7 @@ docs-serve: venv ## Serve the docs on http://127.0.0.1:8000 while you edit them
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs serve
 
 .PHONY: test
-test: lint api-check docs test-unit test-services test-unit-postgres test-image sbom test-integration test-integration-postgres test-swarm test-downstream ## Everything
+test: lint api-check docs test-unit test-services test-unit-postgres test-image sbom test-integration test-integration-postgres test-swarm test-swarm-nodes test-downstream ## Everything
 
 # The stack: docker compose (v2) where it exists, else docker-compose (v1).
 COMPOSE := $(shell if docker compose version >/dev/null 2>&1; then echo "docker compose"; else echo docker-compose; fi)
@@ -206,6 +207,16 @@ root-postgres-image: ## Build the PostgreSQL root image offline with debootstrap
 root-nginx-image: ## Build the nginx root image offline with debootstrap (once)
 	@if docker image inspect $(NGINX_ROOT_IMAGE) >/dev/null 2>&1; then echo "$(NGINX_ROOT_IMAGE) exists"; \
 	else tools/build-rootfs $(NGINX_ROOT_IMAGE) trixie nginx; fi
+
+.PHONY: root-node-image
+root-node-image: ## Build the root image of a local swarm node (Debian's Docker Engine) offline with debootstrap (once)
+	@if docker image inspect $(NODE_ROOT_IMAGE) >/dev/null 2>&1; then echo "$(NODE_ROOT_IMAGE) exists"; \
+	else tools/build-rootfs $(NODE_ROOT_IMAGE) trixie \
+	  docker.io,docker-cli,containerd,runc,iptables,iproute2,docker-registry,ca-certificates; fi
+
+.PHONY: swarm-node-image
+swarm-node-image: root-node-image ## Build shared-core/swarm-node:<version>: a Docker Engine that runs in a container
+	@docker build --quiet --tag $(NODE_IMAGE) --build-arg ROOT_IMAGE=$(NODE_ROOT_IMAGE) compose/swarm-node >/dev/null
 
 .PHONY: proxy
 proxy: root-nginx-image ## Build the edge proxy image shared-core/proxy:<version> (what Compose builds too)
@@ -322,7 +333,7 @@ print-base-image: ## Print the base image reference services build FROM
 	@echo $(BASE_IMAGE)
 
 .PHONY: bench
-bench: images stack-secrets ## Benchmarks side by side (under 20 min): writes bench/results/ and docs/benchmarks.md
+bench: images swarm-node-image stack-secrets ## Benchmarks side by side (under 20 min): writes bench/results/ and docs/benchmarks.md
 	@command -v wrk >/dev/null && command -v valgrind >/dev/null || { apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk valgrind >/dev/null; }
 	$(STACK) build
@@ -341,6 +352,30 @@ images: base proxy root-postgres-image ## Build every image the Swarm stack runs
 	  docker build --quiet --tag shared-core/$$s:$(VERSION) $(if $(SERVICE_BASE),--build-arg BASE_IMAGE=$(SERVICE_BASE)) \
 	    services/$$s; done
 	@docker build --quiet --tag shared-core/postgres:$(VERSION) --build-arg ROOT_IMAGE=$(POSTGRES_ROOT_IMAGE) compose/postgres
+
+# A swarm of N local nodes (tools/swarm-nodes): Docker Engines in containers of this engine, each a node.
+N ?= 3
+NODES_NAME ?= shared-core-nodes
+NODE_IMAGE := shared-core/swarm-node:$(VERSION)
+NODES = NODES=$(N) NODES_NAME=$(NODES_NAME) NODE_IMAGE=$(NODE_IMAGE) VERSION=$(VERSION) tools/swarm-nodes
+
+.PHONY: swarm-nodes
+swarm-nodes: images swarm-node-image stack-secrets ## A local swarm of N nodes (default 3, all managers) running the stack, by digest
+	$(NODES) up
+	set -a && source compose/.env && set +a && $(NODES) deploy
+	@$(NODES) env | sed -n 's/^NODE_ADDRESSES=/the edge of each node: port 8001-8004 of /p'
+
+.PHONY: swarm-nodes-down
+swarm-nodes-down: ## Remove the local swarm nodes, their data and their registry
+	$(NODES) down
+
+.PHONY: test-swarm-nodes
+test-swarm-nodes: venv ## A 3-node swarm under load: spread, drain, rollout, a lost node, a lost leader, the database's node
+	@mkdir -p $(RESULTS)
+	@$(require_docker); \
+	$(MAKE) --no-print-directory images swarm-node-image; \
+	SHARED_CORE_BASE_IMAGE=$(BASE_IMAGE) NODE_IMAGE=$(NODE_IMAGE) \
+	  $(PYTEST) tests/swarm/nodes -p no:django -W ignore::pytest.PytestConfigWarning --junitxml=$(RESULTS)/swarm-nodes.xml
 
 .PHONY: deploy
 deploy: images stack-secrets ## Deploy the stack on Docker Swarm (joins a single-node swarm if none), migrate once, wait

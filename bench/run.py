@@ -19,7 +19,7 @@ from pathlib import Path
 import docker
 
 from bench import client as client_bench
-from bench import edge, images, resilience, swarm, throughput
+from bench import edge, images, resilience, swarm, swarm_nodes, throughput
 from shared_core import __version__
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -295,6 +295,33 @@ def table(r: dict) -> str:
                 ok(failed(rollout) + cut(rollout) + failed(kills) == 0),
             ),
         ]
+    if "swarm_nodes" in r:
+        sn = r["swarm_nodes"]
+        rollout, node, leader = sn["during_rollout"], sn["killed_node"], sn["killed_leader"]
+        rows += [
+            (
+                "Swarm on 3 nodes: nodes up; the stack deployed; a rollout of every service onto a new base "
+                "digest under load (client calls failed)",
+                f"{sn['nodes_up_s']:.0f} s; {sn['deploy_s']:.0f} s; {sn['rollout_s']:.0f} s "
+                f"({rollout['failed']} of {rollout['calls']})",
+                "0 failed",
+                ok(rollout["failed"] == 0),
+            ),
+            (
+                "Swarm on 3 nodes: a node killed under load: seen down; every service at full replicas on the "
+                "other two (client calls failed)",
+                f"{node['seen_down_s']:.0f} s; {node['full_replicas_s']:.0f} s ({node['failed']} of {node['calls']})",
+                "≤ 2% failed",
+                ok(node["failed"] <= 0.02 * node["calls"]),
+            ),
+            (
+                "Swarm on 3 nodes: the leader killed under load: a new leader; full replicas (client calls failed)",
+                f"{leader['new_leader_s']:.0f} s; {leader['full_replicas_s']:.0f} s "
+                f"({leader['failed']} of {leader['calls']})",
+                "≤ 2% failed",
+                ok(leader["failed"] <= 0.02 * leader["calls"]),
+            ),
+        ]
     m = r["machine"]
     lines = [
         f"Latest run: {r['date']}, shared_core {r['version']}, {m['cores']} cores of {m['cpu']}, "
@@ -370,6 +397,7 @@ def main() -> None:
         ("outbox", lambda: on_both_databases("outbox")),
         ("resilience", resilience.run),
         ("swarm", lambda: swarm.run(__version__)),
+        ("swarm_nodes", lambda: swarm_nodes.run(__version__)),
         ("build", lambda: images.builds(__version__)),
     ]
     for name, step in steps:

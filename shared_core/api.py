@@ -146,6 +146,11 @@ def _upstream_error(exc: HTTPClientError) -> JsonResponse:
         return json_error(504, "upstream_timeout", f"{call} did not answer in time")
     if isinstance(exc, HTTPConnectionError):
         return json_error(503, "upstream_unavailable", f"{call} could not be reached")
+    if isinstance(exc, HTTPStatusError) and exc.status_code == 503:
+        # Unavailable below is unavailable here: the caller may retry as it would with this service's own 503.
+        unavailable = json_error(503, "upstream_unavailable", f"{call} answered 503; retry")
+        unavailable["Retry-After"] = "1"
+        return unavailable
     if isinstance(exc, HTTPStatusError):
         return json_error(502, "upstream_error", f"{call} answered {exc.status_code}")
     return json_error(502, "upstream_error", f"{call} failed")

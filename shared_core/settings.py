@@ -45,6 +45,11 @@ DEFAULT_DATABASE_URL = "sqlite:////data/db.sqlite3"
 DEFAULT_UPLOAD_MAX_BYTES = 10 * 1024 * 1024
 #: Seconds a PostgreSQL connection is kept between requests; each reuse is health-checked first.
 DEFAULT_CONN_MAX_AGE = 60
+#: Seconds to reach PostgreSQL, and to wait for it to acknowledge what was sent before the connection counts as
+#: lost (libpq's connect_timeout and tcp_user_timeout): a database whose host died answers nothing, not even a
+#: reset, and without these a request would wait for TCP to give up, minutes later. A slow query is not cut:
+#: the server acknowledges it at once. DATABASE_CONNECT_TIMEOUT overrides it.
+DEFAULT_DATABASE_CONNECT_TIMEOUT = 5
 
 #: Variables that may name a file holding the value instead (``NAME_FILE``), as Swarm and Kubernetes mount secrets.
 SECRET_VARIABLES = (
@@ -170,6 +175,15 @@ def service_settings(
             "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
         }
         database["CONN_MAX_AGE"] = 0
+    else:
+        timeout = int(_number(env, "DATABASE_CONNECT_TIMEOUT", DEFAULT_DATABASE_CONNECT_TIMEOUT))
+        if timeout < 1:  # libpq reads 0 as "wait for ever"
+            raise ImproperlyConfigured(f"DATABASE_CONNECT_TIMEOUT must be 1 or more seconds, got {timeout}")
+        database["OPTIONS"] = {
+            **database.get("OPTIONS", {}),
+            "connect_timeout": timeout,
+            "tcp_user_timeout": timeout * 1000,
+        }
     upload_max = int(_number(env, "FILE_UPLOAD_MAX_BYTES", DEFAULT_UPLOAD_MAX_BYTES))
     # With per-caller tokens, SERVICE_AUTH_TOKEN is only what this service sends: one that calls no one needs none.
     accepted = parse_accepted_tokens(env.get("SERVICE_ACCEPTED_TOKENS", "")) or None

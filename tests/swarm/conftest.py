@@ -130,7 +130,7 @@ class Swarm:
         return str(response.json()["id"])
 
     def load(self, requester: str) -> Load:
-        """Start the client loop (tests/swarm/loadclient.py) in a container on the stack's overlay network."""
+        """Start the client loop (devstack/loadclient.py) in a container on the stack's overlay network."""
         marker = f"load-{uuid.uuid4().hex[:10]}"
         image = self.env["CLIENT_IMAGE"]
         container = self.client.containers.run(
@@ -148,7 +148,7 @@ class Swarm:
                 "MAX_SECONDS": "900",
                 "DJANGO_SETTINGS_MODULE": "",
             },
-            volumes={str(ROOT / "tests" / "swarm"): {"bind": "/load", "mode": "ro"}},
+            volumes={str(ROOT / "devstack"): {"bind": "/load", "mode": "ro"}},
             labels={"com.shared-core.swarm-test": self.stack},
             healthcheck={"test": ["NONE"]},  # a client, not a service
         )

@@ -172,13 +172,14 @@ def test_health_checks_are_json_for_every_method(client):
 @pytest.mark.parametrize(
     ("reply", "status", "error"),
     [
-        (Reply(503), 502, "upstream_error"),
+        (Reply(500), 502, "upstream_error"),
+        (Reply(503), 503, "upstream_unavailable"),
         (Reply(delay=3), 504, "upstream_timeout"),
         (None, 503, "upstream_unavailable"),
     ],
 )
 def test_upstream_failures_become_json_5xx(client, settings, reply, status, error):
-    """An upstream's error status, slowness and absence become 502, 504 and 503 JSON naming the call."""
+    """An upstream's error status, slowness and absence become 502, 504 and 503 JSON naming the call; its 503 a 503."""
     set_testing(True)
     try:
         with Upstream() as server:

@@ -81,6 +81,16 @@ def test_database_connections_are_kept_and_health_checked():
     assert pg["CONN_MAX_AGE"] == 60 and pg["CONN_HEALTH_CHECKS"] is True
 
 
+def test_a_database_that_stops_answering_is_given_up_within_the_connect_timeout():
+    """PostgreSQL gets libpq's connect_timeout and tcp_user_timeout (DATABASE_CONNECT_TIMEOUT, 5 s); 0 is refused."""
+    pg = make(**SECRETS, DATABASE_URL="postgres://u:p@db:5432/svc")["DATABASES"]["default"]
+    assert (pg["OPTIONS"]["connect_timeout"], pg["OPTIONS"]["tcp_user_timeout"]) == (5, 5000)
+    pg = make(**SECRETS, DATABASE_URL="postgres://u:p@db/svc", DATABASE_CONNECT_TIMEOUT="2")["DATABASES"]["default"]
+    assert (pg["OPTIONS"]["connect_timeout"], pg["OPTIONS"]["tcp_user_timeout"]) == (2, 2000)
+    with pytest.raises(ImproperlyConfigured, match="DATABASE_CONNECT_TIMEOUT must be 1 or more"):
+        make(**SECRETS, DATABASE_URL="postgres://u:p@db/svc", DATABASE_CONNECT_TIMEOUT="0")
+
+
 def test_database_password_beside_the_url_takes_any_character(tmp_path):
     """DATABASE_PASSWORD (or its _FILE) is the password as it is, `@ / : %` included, beside a URL without one."""
     password = "p@ss/w:rd%41?#"
