@@ -110,8 +110,7 @@ def test_draining_a_node_under_load_fails_no_request(cluster):
 
 
 def test_a_rollout_of_a_new_base_image_across_the_nodes_fails_no_request(cluster, next_release):
-    """`tools/swarm rollout` onto services built FROM a new base digest, under load: 0 failed calls, every
-    replica on the new digest, and the replicas spread over the nodes again (node2 was just drained)."""
+    """A rollout onto a new base digest across the nodes under load: 0 failed calls, all on it, spread again."""
     load = Load(cluster.nodes.addresses[0], cluster.env["OPERATOR_TOKEN"], cluster.new_user())
     try:
         cluster.nodes.swarm("rollout", env=cluster.swarm_env(next_release))
@@ -127,8 +126,7 @@ def test_a_rollout_of_a_new_base_image_across_the_nodes_fails_no_request(cluster
 
 
 def test_a_killed_node_loses_no_acknowledged_write_and_the_stack_returns_to_full_replicas(cluster):
-    """`docker kill` of node2 under load: failed calls under 2%, nothing acknowledged lost or doubled, every
-    service back to full replicas on node1 and node3 within RECOVERY_BOUND; node2 rejoins when started."""
+    """A killed node2 under load: ≤ 2% failed, nothing lost or doubled, full replicas within RECOVERY_BOUND."""
     nodes = cluster.nodes
     assert any(nodes.placement(cluster.stack, s)["node2"] for s in ROLLED), "node2 runs no replica to lose"
     load = Load(nodes.addresses[0], cluster.env["OPERATOR_TOKEN"], cluster.new_user())
@@ -149,8 +147,7 @@ def test_a_killed_node_loses_no_acknowledged_write_and_the_stack_returns_to_full
 
 
 def test_losing_the_leader_elects_another_and_the_stack_keeps_serving(cluster):
-    """`docker kill` of the leader (node1) under load through node2's edge: another manager leads, failed calls
-    under 2%, nothing lost, full replicas on two nodes; node1 rejoins as a manager."""
+    """A killed leader under load: a new one leads, ≤ 2% failed, nothing lost, full replicas; it rejoins."""
     nodes = cluster.nodes
     leader, _ = nodes.manager()
     survivor = 2 if leader != 2 else 3
@@ -173,11 +170,8 @@ def test_losing_the_leader_elects_another_and_the_stack_keeps_serving(cluster):
 
 
 def test_losing_the_database_node_fails_writes_with_503_and_loses_nothing(cluster):
-    """node3 (db=true) killed: writes through the other nodes fail with a JSON 503 within a minute (504 at the
-    caller's deadline before the swarm counts node3 down), the replicas
-    on node1 and node2 keep running (liveness does not hang on the database), and once node3 is back every
-    ticket acknowledged before is there and writes succeed again. One PostgreSQL is one node: this is the
-    limit of the stack's database."""
+    """The db=true node killed: writes get JSON 503, other replicas stay, nothing lost once it is back."""
+    # One PostgreSQL is one node: its loss stops every write until it returns (docs: Run on several machines).
     nodes = cluster.nodes
 
     def kept() -> set[str]:  # the tasks of node1 and node2, by id
