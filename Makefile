@@ -222,8 +222,11 @@ swarm-node-image: root-node-image ## Build shared-core/swarm-node:<version>: a D
 proxy: root-nginx-image ## Build the edge proxy image shared-core/proxy:<version> (what Compose builds too)
 	docker build --tag $(PROXY_IMAGE) --build-arg ROOT_IMAGE=$(NGINX_ROOT_IMAGE) --build-arg VERSION=$(VERSION) proxy
 
+# The base and the edge's root are independent: `up` builds them side by side on two cores.
 .PHONY: up
-up: base root-nginx-image stack-secrets $(if $(filter postgres,$(DB)),root-postgres-image) ## Build what is missing and run the services (DB=postgres: PostgreSQL)
+up: stack-secrets ## Build what is missing and run the services (DB=postgres: PostgreSQL)
+	@$(MAKE) --no-print-directory -j2 --output-sync=target base root-nginx-image \
+	  $(if $(filter postgres,$(DB)),root-postgres-image)
 	$(STACK) build
 	$(STACK) up -d
 	@tools/wait-healthy $(PROJECT) 180
