@@ -87,6 +87,7 @@ class Nodes:
         self.host = docker.from_env()
         self.env = {"NODES_NAME": name, "NODES": str(count), **({"NODE_IMAGE": image} if image else {})}
         self.env_of: dict[str, str] = {}
+        self.engines: dict[int, docker.DockerClient] = {}
 
     def tool(self, *args: str, env: dict[str, str] | None = None, timeout: float = WAIT * 3) -> str:
         """``tools/swarm-nodes ARGS``: its standard output; RuntimeError with its last words when it fails."""
@@ -108,6 +109,8 @@ class Nodes:
         return self
 
     def down(self) -> None:
+        for engine in self.engines.values():
+            engine.close()
         self.tool("down")
 
     @property
@@ -121,9 +124,21 @@ class Nodes:
         """Node ``k``'s container on this engine."""
         return self.host.containers.get(f"{self.name}-node{k}")
 
+    def socket(self, k: int) -> str:
+        """Where node ``k``'s engine answers (tools/swarm-nodes puts it there)."""
+        return f"unix:///tmp/{self.name}/node{k}/docker.sock"
+
     def engine(self, k: int) -> docker.DockerClient:
-        """Node ``k``'s own engine."""
-        return docker.DockerClient(base_url=f"unix:///tmp/{self.name}/node{k}/docker.sock", timeout=30)
+        """Node ``k``'s own engine: one client per node, which reconnects when the node has restarted."""
+        if k not in self.engines:
+            self.engines[k] = docker.DockerClient(base_url=self.socket(k), timeout=30)
+        return self.engines[k]
+
+    def container_of(self, task: dict[str, Any]) -> Any:
+        """The container of a running ``task``, on the node that runs it."""
+        node = self.manager()[1].nodes.get(task["NodeID"])
+        k = int(node.attrs["Description"]["Hostname"].removeprefix("node"))
+        return self.engine(k).containers.get(task["Status"]["ContainerStatus"]["ContainerID"])
 
     def manager(self) -> tuple[int, docker.DockerClient]:
         """The leader's number and engine; waits while the managers elect one."""
@@ -169,7 +184,7 @@ class Nodes:
             env={
                 **os.environ,
                 **(env or {}),
-                "DOCKER_HOST": f"unix:///tmp/{self.name}/node{k}/docker.sock",
+                "DOCKER_HOST": self.socket(k),
                 "FILE_DATA_DEVICE": self.env_of["FILE_DATA_DEVICE"],
             },
             capture_output=True,
@@ -199,9 +214,9 @@ class Nodes:
 
     def full(self, stack: str) -> bool:
         """Every service runs all its replicas on nodes the swarm counts ready, and a proxy on each such node."""
-        engine = self.manager()[1]
-        ready = {n.id for n in engine.nodes.list() if n.attrs["Status"]["State"] == "ready"}
-        available = {n.id for n in engine.nodes.list() if n.id in ready and n.attrs["Spec"]["Availability"] == "active"}
+        nodes = self.manager()[1].nodes.list()
+        ready = {n.id for n in nodes if n.attrs["Status"]["State"] == "ready"}
+        available = {n.id for n in nodes if n.id in ready and n.attrs["Spec"]["Availability"] == "active"}
         for service, replicas in REPLICAS.items():
             on = [t["NodeID"] for t in self.tasks(stack, service) if t["NodeID"] in ready]
             if (len(on) != replicas) if replicas else (set(on) != available):
@@ -217,12 +232,9 @@ class Nodes:
     def psql(self, stack: str, database: str, sql: str) -> list[str]:
         """Rows of ``sql`` in ``database``, read in the PostgreSQL task's container on its node."""
         (task,) = self.tasks(stack, "postgres")
-        engine = self.manager()[1]
-        (host,) = [n.attrs["Description"]["Hostname"] for n in engine.nodes.list() if n.id == task["NodeID"]]
-        container = self.engine(int(host.removeprefix("node"))).containers.get(
-            task["Status"]["ContainerStatus"]["ContainerID"]
+        code, out = self.container_of(task).exec_run(
+            ["psql", "-h", "/tmp", "-U", "postgres", "-d", database, "-tA", "-c", sql]
         )
-        code, out = container.exec_run(["psql", "-h", "/tmp", "-U", "postgres", "-d", database, "-tA", "-c", sql])
         if code:
             raise RuntimeError(out.decode(errors="replace"))
         return [line for line in out.decode().splitlines() if line]

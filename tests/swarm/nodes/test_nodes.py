@@ -75,21 +75,12 @@ def test_an_upload_is_read_by_every_file_service_replica_on_every_node(cluster):
     path = f"/api/files/{uploaded.json()['id']}/content"
     read = []
     for task in cluster.nodes.tasks(cluster.stack, "file-service"):
-        host = next(
-            n.attrs["Description"]["Hostname"]
-            for n in cluster.nodes.manager()[1].nodes.list()
-            if n.id == task["NodeID"]
-        )
-        container = cluster.nodes.engine(int(host.removeprefix("node"))).containers.get(
-            task["Status"]["ContainerStatus"]["ContainerID"]
-        )
-        code, out = container.exec_run(
-            ["python3", "-c", READ],
-            environment={"P": path, "T": cluster.env["OPERATOR_TOKEN"]},
+        code, out = cluster.nodes.container_of(task).exec_run(
+            ["python3", "-c", READ], environment={"P": path, "T": cluster.env["OPERATOR_TOKEN"]}
         )
         assert code == 0, out.decode(errors="replace")
-        read.append((host, out.decode().strip()))
-    assert len({host for host, _ in read}) == 2, read
+        read.append((task["NodeID"], out.decode().strip()))
+    assert len({node for node, _ in read}) == 2, read
     assert {body for _, body in read} == {"stored once, read anywhere"}
 
 
