@@ -74,6 +74,8 @@ RETRY_STATUSES: Final = frozenset({429, 502, 503, 504})
 IDEMPOTENCY_KEY_HEADER: Final = "Idempotency-Key"
 
 _UNSET: Any = object()
+#: ``requests.request`` arguments that shape the request itself; the rest go to ``Session.send``.
+_REQUEST_FIELDS: Final = ("params", "data", "json", "files", "auth", "cookies", "hooks")
 
 
 def _setting(name: str, default: Any) -> Any:
@@ -219,7 +221,7 @@ class HTTPClient:
         token = current_call.set(call)
         watchdog.watch(call)
         try:
-            response = self._session.request(method, url, headers=headers, **kwargs)
+            response = self._session.send(self._prepare(method, url, headers, kwargs), **kwargs)
             if call.expired:  # the watchdog cut the connection; what was read may be truncated
                 raise DeadlineSpent
             status = response.status_code
@@ -236,6 +238,27 @@ class HTTPClient:
             call.finish()
             current_call.reset(token)
             self._ended(call, method, path, outcome, status, started, attempts=call.retries + 1)
+
+    def _prepare(
+        self, method: str, url: str, headers: dict[str, Any], kwargs: dict[str, Any]
+    ) -> requests.PreparedRequest:
+        """The request as ``Session.request`` would prepare it, without merging what this session never holds.
+
+        The session has no cookies (``NoCookies``), no auth, no params and
+        ``trust_env`` off, so only its default headers are merged; skipping
+        ``Session.merge_environment_settings`` and the per-call setting merges
+        is most of what a call costs in Python. ``kwargs`` keeps what
+        ``Session.send`` takes (``timeout``, ``allow_redirects``, ...).
+        """
+        merged = requests.structures.CaseInsensitiveDict(self._session.headers)
+        merged.update(headers)
+        request = requests.Request(
+            method,
+            url,
+            headers={name: value for name, value in merged.items() if value is not None},
+            **{name: kwargs.pop(name) for name in _REQUEST_FIELDS if name in kwargs},
+        )
+        return request.prepare()
 
     def _ended(
         self, call: Call, method: str, path: str, outcome: Outcome, status: int | None, started: float, attempts: int

@@ -202,6 +202,18 @@ def test_request_id_and_bearer_token_are_sent(upstream):
     assert headers[REQUEST_ID_HEADER] == "req-42" and headers["Authorization"] == f"Bearer {TOKEN}"
 
 
+def test_request_is_what_requests_would_send(upstream):
+    """Session defaults, caller headers (None drops one), params, JSON and cookies go out as requests sends them."""
+    client = client_for(upstream)
+    headers = {"X-Extra": "x", "Accept": None}
+    client.post("/p", params={"q": "1"}, json={"a": 1}, headers=headers, cookies={"c": "v"})
+    hit = upstream.hits("/p")[0]
+    assert hit.path == "/p?q=1" and hit.headers["X-Extra"] == "x"
+    assert hit.headers["User-Agent"].startswith("python-requests/")
+    assert "Accept" not in hit.headers and hit.headers["Cookie"] == "c=v"
+    assert hit.headers["Content-Type"] == "application/json" and hit.body == b'{"a": 1}'
+
+
 def test_token_comes_from_django_settings(upstream, settings):
     """Without a token argument, SERVICE_AUTH_TOKEN is used, then AUTH_TOKEN."""
     HTTPClient(upstream.url).get("/a")
