@@ -27,6 +27,14 @@ REVISION := $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
 # The commit's time, not the build's: the same commit rebuilds to the same, fully cached image.
 CREATED := $(shell TZ=UTC git log -1 --format=%cd --date=format-local:%Y-%m-%dT%H:%M:%SZ 2>/dev/null \
 	|| date -u +%Y-%m-%dT%H:%M:%SZ)
+# The same time for reproducible builds: no file in the wheel or the base image is newer.
+SOURCE_DATE_EPOCH := $(shell git log -1 --format=%ct 2>/dev/null || echo 315532800)
+# The base's Debian root: the package versions it must hold, and its files' time (the lock's commit), so
+# the root changes only when the lock does.
+DEBIAN_LOCK := tools/debian-trixie.lock
+ROOT_EPOCH := $(or $(shell git log -1 --format=%ct -- $(DEBIAN_LOCK) 2>/dev/null),$(SOURCE_DATE_EPOCH))
+# Extra `docker build` flags for the base (verify-reproducible passes --no-cache).
+BASE_BUILD_FLAGS ?=
 
 # A Docker suite without an engine: skipped outside CI, a failure in CI.
 define require_docker
@@ -40,12 +48,23 @@ endef
 help: ## Show the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[1m%-20s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
+define make_venv
+@if ! $(PYTHON) -m venv --help >/dev/null 2>&1 || ! $(PYTHON) -c 'import ensurepip' 2>/dev/null; then \
+  echo "installing python3-venv"; apt-get update -qq && apt-get install -y -qq python3-venv >/dev/null; fi
+$(PYTHON) -m venv $(VENV)
+endef
+
 $(BIN)/.installed: requirements-dev.txt
-	@if ! $(PYTHON) -m venv --help >/dev/null 2>&1 || ! $(PYTHON) -c 'import ensurepip' 2>/dev/null; then \
-	  echo "installing python3-venv"; apt-get update -qq && apt-get install -y -qq python3-venv >/dev/null; fi
-	$(PYTHON) -m venv $(VENV)
+	$(make_venv)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -r requirements-dev.txt
+	touch $@
+
+# What building the images needs of .venv: pip (the wheelhouse) and uv (shared_core's wheel), at the
+# versions requirements-dev.txt pins; not the whole toolset, so `make up` starts sooner.
+$(BIN)/.build-tools: requirements-dev.txt
+	$(make_venv)
+	$(BIN)/pip install -q "$$(grep '^uv==' requirements-dev.txt)"
 	touch $@
 
 .PHONY: venv
@@ -128,9 +147,8 @@ BASE_WHEEL := base-image/dist/shared_core-$(VERSION)-py3-none-any.whl
 # What goes into the wheel and its metadata: rebuilt only when one of them changes, not per `make base`.
 DIST_SOURCES := pyproject.toml README.md CHANGELOG.md $(shell find shared_core -type f ! -name '*.pyc')
 
-$(BASE_WHEEL): $(DIST_SOURCES) $(BIN)/.installed
-	rm -rf $(DIST) && SOURCE_DATE_EPOCH=$$(git log -1 --format=%ct 2>/dev/null || echo 315532800) \
-	  $(BIN)/uv build --quiet --out-dir $(DIST)
+$(BASE_WHEEL): $(DIST_SOURCES) $(BIN)/.build-tools
+	rm -rf $(DIST) && SOURCE_DATE_EPOCH=$(SOURCE_DATE_EPOCH) $(BIN)/uv build --quiet --out-dir $(DIST)
 	rm -rf base-image/dist && mkdir -p base-image/dist && cp $(DIST)/$(notdir $@) $@
 
 .PHONY: dist
@@ -170,7 +188,7 @@ docs-serve: venv ## Serve the docs on http://127.0.0.1:8000 while you edit them
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs serve
 
 .PHONY: test
-test: lint api-check docs test-unit test-services test-unit-postgres test-image sbom test-integration test-integration-postgres test-swarm test-swarm-nodes test-downstream ## Everything
+test: lint api-check docs test-unit test-services test-unit-postgres test-image sbom verify-reproducible test-integration test-integration-postgres test-swarm test-swarm-nodes test-downstream ## Everything
 
 # The stack: docker compose (v2) where it exists, else docker-compose (v1).
 COMPOSE := $(shell if docker compose version >/dev/null 2>&1; then echo "docker compose"; else echo docker-compose; fi)
@@ -275,7 +293,7 @@ lock: venv ## Re-lock base-image/requirements.in (hashes, for Python 3.13 on Lin
 	$(BIN)/uv pip compile --quiet --generate-hashes --python-version 3.13 --python-platform x86_64-manylinux_2_28 \
 	  --no-header --output-file base-image/requirements.lock base-image/requirements.in
 
-$(WHEELHOUSE)/.complete: base-image/requirements.lock $(BIN)/.installed
+$(WHEELHOUSE)/.complete: base-image/requirements.lock $(BIN)/.build-tools
 	rm -rf $(WHEELHOUSE) && mkdir -p $(WHEELHOUSE)
 	$(BIN)/pip download --quiet --no-deps --require-hashes --only-binary=:all: -d $(WHEELHOUSE) \
 	  --implementation cp --python-version 3.13 --abi cp313 --abi abi3 --abi none \
@@ -290,14 +308,24 @@ wheelhouse: $(WHEELHOUSE)/.complete ## Download the locked wheels (hash-checked)
 root-image: ## Build the Debian trixie root image offline with debootstrap (once)
 	@if [[ "$(ROOT_IMAGE)" != "$(DEFAULT_ROOT_IMAGE)" ]]; then echo "using $(ROOT_IMAGE)"; \
 	elif docker image inspect $(ROOT_IMAGE) >/dev/null 2>&1; then echo "$(ROOT_IMAGE) exists"; \
-	else tools/build-rootfs $(ROOT_IMAGE) trixie; fi
+	else SOURCE_DATE_EPOCH=$(ROOT_EPOCH) DEBIAN_LOCK=$(DEBIAN_LOCK) tools/build-rootfs $(ROOT_IMAGE) trixie; fi
+
+.PHONY: lock-debian
+lock-debian: ## Rebuild the base's Debian root from the mirror as it is now and write its versions to DEBIAN_LOCK
+	SOURCE_DATE_EPOCH=$(ROOT_EPOCH) DEBIAN_LOCK=$(DEBIAN_LOCK) DEBIAN_LOCK_UPDATE=1 tools/build-rootfs $(DEFAULT_ROOT_IMAGE) trixie
+
+.PHONY: verify-reproducible
+verify-reproducible: venv wheelhouse ## Build the wheel, the Debian root and the base twice from this tree; their digests must match
+	@$(require_docker)
+	SOURCE_DATE_EPOCH=$(SOURCE_DATE_EPOCH) ROOT_EPOCH=$(ROOT_EPOCH) DEBIAN_LOCK=$(DEBIAN_LOCK) tools/verify-reproducible
 
 # One target of Dockerfile.base: $(1) is base or dev, tagged $(BASE_IMAGE) or $(BASE_IMAGE)-dev.
 define build_base
 python=$$(docker run --rm --entrypoint python3 $(ROOT_IMAGE) -c 'import platform; print(platform.python_version())'); \
-docker build --file Dockerfile.base --target $(1) --tag $(BASE_IMAGE)$(if $(filter dev,$(1)),-dev) \
+docker build $(BASE_BUILD_FLAGS) --file Dockerfile.base --target $(1) --tag $(BASE_IMAGE)$(if $(filter dev,$(1)),-dev) \
   --build-arg ROOT_IMAGE=$(ROOT_IMAGE) --build-arg VERSION=$(VERSION) --build-arg REVISION=$(REVISION) \
-  --build-arg CREATED=$(CREATED) --build-arg SOURCE=$(SOURCE) --build-arg PYTHON_VERSION=$$python \
+  --build-arg CREATED=$(CREATED) --build-arg SOURCE_DATE_EPOCH=$(SOURCE_DATE_EPOCH) --build-arg SOURCE=$(SOURCE) \
+  --build-arg PYTHON_VERSION=$$python \
   --build-arg DJANGO_VERSION=$(DJANGO_VERSION) .
 endef
 

@@ -99,7 +99,7 @@ def table(r: dict) -> str:
     rates = {k: v["median"] for k, v in cl["calls_per_second"].items()}
     ours, bare = (tp[m] for m in ("everything", "bare"))
     rows = [
-        ("Base image size", f"{size['base_mb']:.1f} MB", "≤ 120 MB", ok(size["base_mb"] <= 120)),
+        ("Base image size", f"{size['base_mb']:.1f} MB", "≤ 110 MB", ok(size["base_mb"] <= 110)),
         (
             "Added by each service",
             ", ".join(f"{s.split('-')[0]} {v:.3f} MB" for s, v in added.items()),
