@@ -89,7 +89,7 @@ class SlowClients:
             sock.close()
 
 
-def run(service_image: str, proxy_image: str, root_image: str) -> dict:
+def run(service_image: str, proxy_image: str, root_image: str, **proxy_env: str) -> dict:
     client = docker.from_env()
     token = secrets.token_urlsafe(24)
     network = client.networks.create(f"bench-edge-{uuid.uuid4().hex[:8]}")
@@ -108,7 +108,7 @@ def run(service_image: str, proxy_image: str, root_image: str) -> dict:
             read_only=True,
             tmpfs={"/tmp": "size=64m"},
             network=network.name,
-            environment={"PROXY_ROUTES": "8002=ticket-service:8000"},
+            environment={"PROXY_ROUTES": "8002=ticket-service:8000", **proxy_env},
             ports={"8002/tcp": ("127.0.0.1", None)},
         )
         containers.append(proxy)

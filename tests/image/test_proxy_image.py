@@ -6,13 +6,16 @@ import json
 import os
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 import docker
 import pytest
 import requests
 from docker.models.containers import Container
 from docker.models.images import Image
+from docker.models.networks import Network
 
+from shared_core.pytest_plugin import eventually
 from tests.image.conftest import Running
 from tests.rawhttp import exchange
 
@@ -32,42 +35,55 @@ def proxy_image(docker_client: docker.DockerClient) -> Image:
     return docker_client.images.get(ref)
 
 
+def start_app(client: docker.DockerClient, image: Image, network: Network, alias: str) -> Container:
+    """The child service, read-only, on ``network`` under the name ``alias``."""
+    app = client.containers.run(
+        image.id, detach=True, read_only=True, tmpfs={"/tmp": "rw,size=16m"}, network=network.name
+    )
+    network.disconnect(app)
+    network.connect(app, aliases=[alias])
+    return app
+
+
+def start_proxy(client: docker.DockerClient, image: Image, network: Network, **environment: str) -> Running:
+    """The proxy, read-only and non-root, on ``network`` with ``environment``, once healthy."""
+    ports = [route.split("=")[0] for route in environment["PROXY_ROUTES"].split()]
+    proxy = client.containers.run(
+        image.id,
+        detach=True,
+        read_only=True,
+        tmpfs={"/tmp": "rw,size=64m"},
+        network=network.name,
+        environment=environment,
+        ports={f"{port}/tcp": ("127.0.0.1", None) for port in ports},
+    )
+    running = Running(proxy)
+    running.wait_healthy()
+    return running
+
+
+@contextmanager
+def private_network(client: docker.DockerClient, prefix: str) -> Iterator[Network]:
+    """A network of its own, removed with every container still on it."""
+    network = client.networks.create(f"{prefix}-{uuid.uuid4().hex[:8]}")
+    try:
+        yield network
+    finally:
+        network.reload()
+        for container in network.containers:
+            container.remove(force=True)
+        network.remove()
+
+
 @pytest.fixture(scope="session")
 def edge(docker_client: docker.DockerClient, proxy_image: Image, child_image: Image) -> Iterator[Running]:
     """The proxy, read-only and non-root, in front of a child service on a private network."""
-    network = docker_client.networks.create(f"edge-contract-{uuid.uuid4().hex[:8]}")
-    started: list[Container] = []
-    try:
-        app = docker_client.containers.run(
-            child_image.id,
-            detach=True,
-            read_only=True,
-            tmpfs={"/tmp": "rw,size=16m"},
-            network=network.name,
+    with private_network(docker_client, "edge-contract") as network:
+        start_app(docker_client, child_image, network, "app")
+        routes = "8000=app:8000 8001=missing:8000"
+        yield start_proxy(
+            docker_client, proxy_image, network, PROXY_ROUTES=routes, FILE_UPLOAD_MAX_BYTES=str(UPLOAD_LIMIT)
         )
-        started.append(app)
-        network.disconnect(app)
-        network.connect(app, aliases=["app"])
-        proxy = docker_client.containers.run(
-            proxy_image.id,
-            detach=True,
-            read_only=True,
-            tmpfs={"/tmp": "rw,size=64m"},
-            network=network.name,
-            environment={
-                "PROXY_ROUTES": "8000=app:8000 8001=missing:8000",
-                "FILE_UPLOAD_MAX_BYTES": str(UPLOAD_LIMIT),
-            },
-            ports={"8000/tcp": ("127.0.0.1", None), "8001/tcp": ("127.0.0.1", None)},
-        )
-        started.append(proxy)
-        running = Running(proxy)
-        running.wait_healthy()
-        yield running
-    finally:
-        for container in started:
-            container.remove(force=True)
-        network.remove()
 
 
 def raw(edge: Running, request: bytes) -> tuple[int, dict[str, str], bytes]:
@@ -133,6 +149,39 @@ def test_an_unreachable_service_is_a_json_502(edge):
     port = edge.container.attrs["NetworkSettings"]["Ports"]["8001/tcp"][0]["HostPort"]
     response = requests.get(f"{host}:{port}/healthz", timeout=10)
     assert response.status_code == 502 and response.json()["error"] == "bad_gateway"
+
+
+def upstream_sockets(proxy: Container, port: int = 8000) -> dict[str, set[str]]:
+    """The proxy's TCP sockets to ``port``, local ports by state: 01 established, 06 time-wait."""
+    states: dict[str, set[str]] = {}
+    for line in proxy.exec_run(["cat", "/proc/net/tcp"]).output.decode().splitlines()[1:]:
+        local, remote, state = line.split()[1:4]
+        if remote.endswith(f":{port:04X}"):
+            states.setdefault(state, set()).add(local)
+    return states
+
+
+def test_the_edge_reuses_its_connections_to_a_service(edge):
+    """Twenty requests in a row go over kept-alive connections to the service, not one connection each."""
+    closed_before = upstream_sockets(edge.container).get("06", set())
+    for _ in range(20):
+        assert edge.get("/healthz").status_code == 200
+    sockets = upstream_sockets(edge.container)
+    assert sockets.get("01"), "no connection to the service is kept open"
+    assert len(sockets.get("06", set()) - closed_before) <= 2, f"connections were closed per request: {sockets}"
+
+
+def test_the_edge_follows_a_service_that_comes_and_goes(docker_client, proxy_image, child_image):
+    """A service started after the proxy is reached once its name resolves, and a 502 again once it is gone."""
+    with private_network(docker_client, "edge-resolve") as network:
+        running = start_proxy(
+            docker_client, proxy_image, network, PROXY_ROUTES="8000=late:8000", PROXY_RESOLVER_VALID="1"
+        )
+        assert running.get("/healthz").status_code == 502
+        app = start_app(docker_client, child_image, network, "late")
+        eventually(lambda: running.get("/healthz").status_code == 200, 60, "the late service reached")
+        app.remove(force=True)
+        eventually(lambda: running.get("/healthz").status_code == 502, 60, "a 502 once it is gone")
 
 
 def test_query_strings_and_tokens_never_reach_the_proxys_log(edge):
