@@ -50,9 +50,13 @@ def test_replicas_spread_over_the_nodes_and_postgres_runs_on_the_db_node(cluster
     assert spread(cluster) == {}
     assert cluster.nodes.placement(cluster.stack, "proxy") == {"node1": 1, "node2": 1, "node3": 1}
     assert cluster.nodes.placement(cluster.stack, "postgres") == {"node3": 1}
-    for k in (1, 2, 3):
-        response = requests.get(cluster.url(k, 8002, "/api/tickets/?limit=1"), headers=cluster.auth, timeout=30)
-        assert response.status_code == 200, f"node{k}'s edge: {response.status_code} {response.text}"
+    for k in (1, 2, 3):  # each edge follows the replicas' addresses within PROXY_RESOLVER_VALID (1 s)
+
+        def read(k: int = k) -> bool:
+            response = requests.get(cluster.url(k, 8002, "/api/tickets/?limit=1"), headers=cluster.auth, timeout=30)
+            return response.status_code == 200
+
+        wait_for(read, 30, f"node{k}'s edge serving ticket-service")
 
 
 def test_an_upload_is_read_by_every_file_service_replica_on_every_node(cluster):
@@ -161,7 +165,7 @@ def test_losing_the_leader_elects_another_and_the_stack_keeps_serving(cluster):
 
 
 def test_losing_the_database_node_fails_writes_with_503_and_loses_nothing(cluster):
-    """The db=true node killed: writes get JSON 503, other replicas stay, nothing lost once it is back."""
+    """The db=true node killed: writes get a JSON 503 (or 504), other replicas stay, nothing lost once it is back."""
     # One PostgreSQL is one node: its loss stops every write until it returns (docs: Run on several machines).
     nodes = cluster.nodes
 
@@ -197,7 +201,10 @@ def test_losing_the_database_node_fails_writes_with_503_and_loses_nothing(cluste
         return response
 
     wait_for(lambda: write().status_code == 503, 60, "a write refused with 503")
-    assert [write().status_code for _ in range(5)] == [503] * 5, "writes are not steadily refused with 503"
+    # Every write refused from here on: at once (503), or, where a pooled connection to the lost host is
+    # tried first, after DATABASE_CONNECT_TIMEOUT at the caller's deadline (504); none accepted.
+    statuses = [write().status_code for _ in range(5)]
+    assert set(statuses) <= {503, 504}, f"writes not refused while the database is away: {statuses}"
     assert running <= kept(), "a replica on node1 or node2 was replaced while the database was away"
     nodes.start(3)
 
