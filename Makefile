@@ -18,6 +18,7 @@ ROOT_IMAGE ?= shared-core/root:trixie
 POSTGRES_ROOT_IMAGE ?= shared-core/root-postgres:trixie
 NGINX_ROOT_IMAGE ?= shared-core/root-nginx:trixie
 NODE_ROOT_IMAGE ?= shared-core/root-node:trixie
+HAPROXY_ROOT_IMAGE ?= shared-core/root-haproxy:trixie
 PROXY_IMAGE := shared-core/proxy:$(VERSION)
 DEFAULT_ROOT_IMAGE := shared-core/root:trixie
 WHEELHOUSE := base-image/wheelhouse
@@ -226,6 +227,11 @@ root-nginx-image: ## Build the nginx root image offline with debootstrap (once)
 	@if docker image inspect $(NGINX_ROOT_IMAGE) >/dev/null 2>&1; then echo "$(NGINX_ROOT_IMAGE) exists"; \
 	else tools/build-rootfs $(NGINX_ROOT_IMAGE) trixie nginx; fi
 
+.PHONY: root-haproxy-image
+root-haproxy-image: ## Build a root with Debian's HAProxy (the bench's side-by-side edge) offline with debootstrap (once)
+	@if docker image inspect $(HAPROXY_ROOT_IMAGE) >/dev/null 2>&1; then echo "$(HAPROXY_ROOT_IMAGE) exists"; \
+	else tools/build-rootfs $(HAPROXY_ROOT_IMAGE) trixie haproxy; fi
+
 .PHONY: root-node-image
 root-node-image: ## Build the root image of a local swarm node (Debian's Docker Engine) offline with debootstrap (once)
 	@if docker image inspect $(NODE_ROOT_IMAGE) >/dev/null 2>&1; then echo "$(NODE_ROOT_IMAGE) exists"; \
@@ -364,12 +370,12 @@ print-base-image: ## Print the base image reference services build FROM
 	@echo $(BASE_IMAGE)
 
 .PHONY: bench
-bench: images swarm-node-image stack-secrets ## Benchmarks side by side (under 20 min): writes bench/results/ and docs/benchmarks.md
+bench: images swarm-node-image root-haproxy-image stack-secrets ## Benchmarks side by side (under 20 min): writes bench/results/ and docs/benchmarks.md
 	@command -v wrk >/dev/null && command -v valgrind >/dev/null || { apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk valgrind >/dev/null; }
 	$(STACK) build
 	SHARED_CORE_BASE_IMAGE=$(BASE_IMAGE) SHARED_CORE_PROXY_IMAGE=$(PROXY_IMAGE) ROOT_IMAGE=$(ROOT_IMAGE) \
-	  COMPOSE="$(COMPOSE)" tools/with-registry $(BIN)/python -m bench.run
+	  HAPROXY_ROOT_IMAGE=$(HAPROXY_ROOT_IMAGE) COMPOSE="$(COMPOSE)" tools/with-registry $(BIN)/python -m bench.run
 
 # The Swarm stack (compose/stack.yaml, tools/swarm): images by digest from REGISTRY=host:port, or from a
 # throwaway registry on 127.0.0.1 when none is given (enough for this single node: it keeps the images).

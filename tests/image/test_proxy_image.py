@@ -171,6 +171,20 @@ def test_the_edge_reuses_its_connections_to_a_service(edge):
     assert len(sockets.get("06", set()) - closed_before) <= 2, f"connections were closed per request: {sockets}"
 
 
+def test_upstream_keepalive_0_opens_a_connection_per_request(docker_client, proxy_image, child_image):
+    """With PROXY_UPSTREAM_KEEPALIVE=0 the proxy starts and closes its connection to the service after each request."""
+    with private_network(docker_client, "edge-no-keepalive") as network:
+        start_app(docker_client, child_image, network, "app")
+        running = start_proxy(
+            docker_client, proxy_image, network, PROXY_ROUTES="8000=app:8000", PROXY_UPSTREAM_KEEPALIVE="0"
+        )
+        closed_before = upstream_sockets(running.container).get("06", set())
+        for _ in range(20):
+            assert running.get("/healthz").status_code == 200
+        closed = upstream_sockets(running.container).get("06", set()) - closed_before
+        assert len(closed) >= 20, f"only {len(closed)} connections closed over 20 requests"
+
+
 def test_the_edge_follows_a_service_that_comes_and_goes(docker_client, proxy_image, child_image):
     """A service started after the proxy is reached once its name resolves, and a 502 again once it is gone."""
     with private_network(docker_client, "edge-resolve") as network:
