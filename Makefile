@@ -16,7 +16,7 @@ BASE_REPO ?= shared-core/base
 BASE_IMAGE := $(BASE_REPO):$(VERSION)
 ROOT_IMAGE ?= shared-core/root:trixie
 POSTGRES_ROOT_IMAGE ?= shared-core/root-postgres:trixie
-NGINX_ROOT_IMAGE ?= shared-core/root-nginx:trixie
+NGINX_ROOT_IMAGE ?= shared-core/root-nginx:forky
 NODE_ROOT_IMAGE ?= shared-core/root-node:trixie
 HAPROXY_ROOT_IMAGE ?= shared-core/root-haproxy:trixie
 PROXY_IMAGE := shared-core/proxy:$(VERSION)
@@ -223,9 +223,9 @@ root-postgres-image: ## Build the PostgreSQL root image offline with debootstrap
 	else tools/build-rootfs $(POSTGRES_ROOT_IMAGE) trixie postgresql,tini; fi
 
 .PHONY: root-nginx-image
-root-nginx-image: ## Build the nginx root image offline with debootstrap (once)
+root-nginx-image: ## Build the edge's root (nginx 1.30 from Debian forky: upstream `resolve`) offline with debootstrap (once)
 	@if docker image inspect $(NGINX_ROOT_IMAGE) >/dev/null 2>&1; then echo "$(NGINX_ROOT_IMAGE) exists"; \
-	else tools/build-rootfs $(NGINX_ROOT_IMAGE) trixie nginx; fi
+	else tools/build-rootfs $(NGINX_ROOT_IMAGE) forky nginx; fi
 
 .PHONY: root-haproxy-image
 root-haproxy-image: ## Build a root with Debian's HAProxy (the bench's side-by-side edge) offline with debootstrap (once)

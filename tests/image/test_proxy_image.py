@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import uuid
@@ -196,6 +197,31 @@ def test_the_edge_follows_a_service_that_comes_and_goes(docker_client, proxy_ima
         eventually(lambda: running.get("/healthz").status_code == 200, 60, "the late service reached")
         app.remove(force=True)
         eventually(lambda: running.get("/healthz").status_code == 502, 60, "a 502 once it is gone")
+
+
+def test_a_replica_joining_keeps_the_clients_connection_open(docker_client, proxy_image, child_image):
+    """A second replica under the same name is taken into use without closing a client's idle connection."""
+    with private_network(docker_client, "edge-join") as network:
+        start_app(docker_client, child_image, network, "app")
+        running = start_proxy(
+            docker_client, proxy_image, network, PROXY_ROUTES="8000=app:8000", PROXY_RESOLVER_VALID="1"
+        )
+        host, port = running.url.removeprefix("http://").split(":")
+        client = http.client.HTTPConnection(host, int(port), timeout=10)
+        try:
+            client.request("GET", "/healthz")
+            assert client.getresponse().read() and client.sock is not None
+            kept = client.sock.getsockname()
+            second, marked = start_app(docker_client, child_image, network, "app"), {"X-Request-ID": uuid.uuid4().hex}
+            eventually(
+                lambda: running.get("/healthz", headers=marked).ok and marked["X-Request-ID"] in second.logs().decode(),
+                60,
+                "the new replica used",
+            )
+            client.request("GET", "/healthz")  # raises RemoteDisconnected if the proxy closed it meanwhile
+            assert client.getresponse().status == 200 and client.sock.getsockname() == kept
+        finally:
+            client.close()
 
 
 def test_query_strings_and_tokens_never_reach_the_proxys_log(edge):
