@@ -192,9 +192,9 @@ def run(
                     rps[mode], p99 = wrk(urls[mode], token, ROUND, WRK_CPU)
                 runs[mode]["rps"].append(rps[mode])
                 runs[mode]["p99_ms"].append(p99)
-            for name, (mode, baseline) in RATIOS.items():
-                if mode in rps:
-                    ratios[name].append(rps[mode] / rps[baseline])
+            for name, values in ratios.items():
+                mode, baseline = RATIOS[name]
+                values.append(rps[mode] / rps[baseline])
             slow_p99.append(runs["slow"]["p99_ms"][-1] / runs["proxy"]["p99_ms"][-1])
             if done >= MIN_ROUNDS and all(spread(ratios[name])["ci95_width"] <= PRECISION for name in TARGETED):
                 break
@@ -217,9 +217,7 @@ def run(
         "service": f"ticket-service (image defaults, no max_requests recycling) on CPU {SERVER_CPU}",
         "proxy": f"one nginx worker on CPU {WRK_CPU} (wrk's); proxy_shared: on CPU {SERVER_CPU} (the service's); "
         f"per_request: on CPU {WRK_CPU} with {NO_REUSE}",
-        "haproxy": f"{HAPROXY_CONFIG.relative_to(HAPROXY_CONFIG.parents[2])} on CPU {WRK_CPU}"
-        if haproxy_image
-        else "not run",
+        "haproxy": f"bench/haproxy/{HAPROXY_CONFIG.name} on CPU {WRK_CPU}" if haproxy_image else "not run",
         "rounds": f"{MIN_ROUNDS} to {MAX_ROUNDS}, until each ratio median's 95% confidence interval "
         f"is at most {PRECISION} wide",
     }

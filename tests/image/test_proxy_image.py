@@ -162,14 +162,20 @@ def upstream_sockets(proxy: Container, port: int = 8000) -> dict[str, set[str]]:
     return states
 
 
+def read_twenty_times(proxy: Running) -> tuple[dict[str, set[str]], set[str]]:
+    """Twenty reads through ``proxy``: its sockets to the service after them, and those closed meanwhile."""
+    closed_before = upstream_sockets(proxy.container).get("06", set())
+    for _ in range(20):
+        assert proxy.get("/healthz").status_code == 200
+    sockets = upstream_sockets(proxy.container)
+    return sockets, sockets.get("06", set()) - closed_before
+
+
 def test_the_edge_reuses_its_connections_to_a_service(edge):
     """Twenty requests in a row go over kept-alive connections to the service, not one connection each."""
-    closed_before = upstream_sockets(edge.container).get("06", set())
-    for _ in range(20):
-        assert edge.get("/healthz").status_code == 200
-    sockets = upstream_sockets(edge.container)
+    sockets, closed = read_twenty_times(edge)
     assert sockets.get("01"), "no connection to the service is kept open"
-    assert len(sockets.get("06", set()) - closed_before) <= 2, f"connections were closed per request: {sockets}"
+    assert len(closed) <= 2, f"connections were closed per request: {sockets}"
 
 
 def test_upstream_keepalive_0_opens_a_connection_per_request(docker_client, proxy_image, child_image):
@@ -179,10 +185,7 @@ def test_upstream_keepalive_0_opens_a_connection_per_request(docker_client, prox
         running = start_proxy(
             docker_client, proxy_image, network, PROXY_ROUTES="8000=app:8000", PROXY_UPSTREAM_KEEPALIVE="0"
         )
-        closed_before = upstream_sockets(running.container).get("06", set())
-        for _ in range(20):
-            assert running.get("/healthz").status_code == 200
-        closed = upstream_sockets(running.container).get("06", set()) - closed_before
+        _, closed = read_twenty_times(running)
         assert len(closed) >= 20, f"only {len(closed)} connections closed over 20 requests"
 
 
