@@ -24,6 +24,8 @@ _PUBLIC: dict[str, str] = {
     **dict.fromkeys(["post_restore", "post_soft_delete"], "signals"),
     **dict.fromkeys(
         [
+            "HTTPBulkheadFull",
+            "HTTPCircuitOpen",
             "HTTPClient",
             "HTTPClientError",
             "HTTPConnectionError",
@@ -31,6 +33,8 @@ _PUBLIC: dict[str, str] = {
             "HTTPDecodeError",
             "HTTPStatusError",
             "HTTPTimeoutError",
+            "HTTPUpstreamUnavailable",
+            "Resilience",
             "upstream",
         ],
         "clients",
@@ -69,6 +73,8 @@ __all__ = [
     "Deadline",
     "DeadlineExceeded",
     "ErrorOut",
+    "HTTPBulkheadFull",
+    "HTTPCircuitOpen",
     "HTTPClient",
     "HTTPClientError",
     "HTTPConnectionError",
@@ -76,10 +82,12 @@ __all__ = [
     "HTTPDecodeError",
     "HTTPStatusError",
     "HTTPTimeoutError",
+    "HTTPUpstreamUnavailable",
     "IdempotencyKey",
     "IdempotentModel",
     "KeysetPagination",
     "ListFilters",
+    "Resilience",
     "RowDeleted",
     "ServiceToken",
     "SoftDeleteManager",
@@ -126,6 +134,8 @@ if TYPE_CHECKING:
         visible,
     )
     from shared_core.clients import (
+        HTTPBulkheadFull,
+        HTTPCircuitOpen,
         HTTPClient,
         HTTPClientError,
         HTTPConnectionError,
@@ -133,6 +143,8 @@ if TYPE_CHECKING:
         HTTPDecodeError,
         HTTPStatusError,
         HTTPTimeoutError,
+        HTTPUpstreamUnavailable,
+        Resilience,
         upstream,
     )
     from shared_core.context import Deadline, DeadlineExceeded, get_deadline, get_request_id, request_context

@@ -11,12 +11,15 @@ from shared_core._deadline import Call
 from shared_core.instrumentation import Outcome
 
 __all__ = [
+    "HTTPBulkheadFull",
+    "HTTPCircuitOpen",
     "HTTPClientError",
     "HTTPConnectionError",
     "HTTPDeadlineExceeded",
     "HTTPDecodeError",
     "HTTPStatusError",
     "HTTPTimeoutError",
+    "HTTPUpstreamUnavailable",
     "json_of",
     "outcome",
     "translate",
@@ -24,16 +27,35 @@ __all__ = [
 
 
 class HTTPClientError(Exception):
-    """Base of every error HTTPClient raises; ``method`` and ``path`` say which call failed."""
+    """Base of every error HTTPClient raises; ``method`` and ``path`` say which call failed, ``detail`` how."""
 
     def __init__(self, message: str, *, method: str, path: str) -> None:
         super().__init__(f"{method} {path}: {message}")
         self.method = method
         self.path = path
+        self.detail = message
 
 
 class HTTPConnectionError(HTTPClientError):
     """The upstream could not be reached, or broke the connection (refused, reset, DNS)."""
+
+
+class HTTPUpstreamUnavailable(HTTPConnectionError):
+    """The call was not sent: the upstream is known to be sick (``HTTPCircuitOpen``) or has as many calls
+    from this process as it may (``HTTPBulkheadFull``). ``retry_after``: seconds until a call may go
+    through again. Services answer it 503 ``upstream_unavailable`` with that ``Retry-After``."""
+
+    def __init__(self, message: str, *, method: str, path: str, retry_after: float) -> None:
+        super().__init__(message, method=method, path=path)
+        self.retry_after = retry_after
+
+
+class HTTPCircuitOpen(HTTPUpstreamUnavailable):
+    """The upstream's circuit is open (or half-open with its probes out): the call fails at once."""
+
+
+class HTTPBulkheadFull(HTTPUpstreamUnavailable):
+    """This process already has as many calls in flight to the upstream as it allows."""
 
 
 class HTTPTimeoutError(HTTPClientError):
@@ -86,6 +108,10 @@ def translate(exc: requests.RequestException, call: Call, method: str, path: str
 
 
 def outcome(error: HTTPClientError) -> Outcome:
+    if isinstance(error, HTTPCircuitOpen):
+        return "circuit_open"
+    if isinstance(error, HTTPBulkheadFull):
+        return "bulkhead_full"
     if isinstance(error, HTTPDeadlineExceeded):
         return "deadline_exceeded"
     return "timeout" if isinstance(error, HTTPTimeoutError) else "connection_error"

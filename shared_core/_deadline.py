@@ -27,7 +27,7 @@ import socket
 import threading
 import time
 from contextvars import ContextVar
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from urllib3 import HTTPHeaderDict
 from urllib3.connection import HTTPConnection, HTTPSConnection
@@ -35,6 +35,9 @@ from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.exceptions import ConnectTimeoutError
 
 from shared_core.context import DEADLINE_HEADER, Deadline
+
+if TYPE_CHECKING:
+    from shared_core._resilience import Guard
 
 __all__ = ["Call", "current_call", "release", "resolve_within", "watched_pool_classes"]
 
@@ -46,12 +49,16 @@ _ownership = threading.Lock()
 
 
 class Call:
-    """The state of one client call: its deadline, whether it may be retried, and how often it was."""
+    """The state of one client call: its deadline, whether it may be retried, how often it was, and the
+    guard of its upstream (``None``: no bulkhead, breaker or retry budget)."""
 
-    def __init__(self, deadline: Deadline | None, idempotent: bool, upstream: str = "") -> None:
+    def __init__(
+        self, deadline: Deadline | None, idempotent: bool, upstream: str = "", guard: Guard | None = None
+    ) -> None:
         self.deadline = deadline
         self.idempotent = idempotent
         self.upstream = upstream
+        self.guard = guard
         self.retries = 0
         self.expired = False
         self._connection: HTTPConnection | None = None

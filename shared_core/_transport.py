@@ -12,10 +12,10 @@ from urllib.parse import urlsplit
 from requests.adapters import HTTPAdapter
 from urllib3 import BaseHTTPResponse
 from urllib3.connectionpool import ConnectionPool
-from urllib3.exceptions import ProtocolError, ReadTimeoutError
+from urllib3.exceptions import InvalidHeader, MaxRetryError, ProtocolError, ReadTimeoutError, ResponseError
 from urllib3.util.retry import Retry
 
-from shared_core._deadline import current_call, watched_pool_classes
+from shared_core._deadline import Call, current_call, watched_pool_classes
 from shared_core.instrumentation import RetryDetails, emit_retry
 
 __all__ = ["IDEMPOTENT_METHODS", "DeadlineSpent", "NoCookies", "ServiceRetry", "WatchedAdapter", "set_testing"]
@@ -24,6 +24,11 @@ logger = logging.getLogger("shared_core.clients")  # the logger retries were alw
 
 #: Methods retried without further proof that a repeat is harmless.
 IDEMPOTENT_METHODS: Final = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
+
+#: The shortest time an attempt is given: a retry that would leave less of the deadline is not made.
+MIN_ATTEMPT_SECONDS: Final = 0.01
+#: Why a retry was not made when the deadline cannot cover it.
+DEADLINE_REFUSAL: Final = "the deadline leaves no time for another attempt"
 
 _testing = False
 
@@ -45,17 +50,28 @@ def _may_repeat(method: str | None) -> bool:
 
 
 class ServiceRetry(Retry):
-    """Retry that respects the current call: its deadline, its idempotency, the testing switch.
+    """Retry that respects the current call: its deadline, its idempotency, its upstream's retry budget,
+    and the testing switch.
 
     Built on Retry's public hooks only: ``allowed_methods=None`` lets every
     method through Retry's own check, and ``is_retry`` (statuses) and
     ``increment`` (errors after the request was sent) refuse a repeat the
     call does not allow. A connect error is retried for any method, as
-    urllib3 does: the upstream never saw the request.
+    urllib3 does: the upstream never saw the request. Only the statuses of
+    ``status_forcelist`` are retried (urllib3 would also retry a 413 that
+    carries Retry-After); a Retry-After that cannot be parsed counts as absent.
+
+    A retry is not made when the upstream's retry budget is spent, or when the
+    wait before it leaves less of the deadline than a call to that upstream
+    typically takes: the caller then gets the last response (or error) at once.
     """
 
     def is_retry(self, method: str, status_code: int, has_retry_after: bool = False) -> bool:
-        return _may_repeat(method) and super().is_retry(method, status_code, has_retry_after)
+        return (
+            status_code in (self.status_forcelist or ())
+            and _may_repeat(method)
+            and super().is_retry(method, status_code, has_retry_after)
+        )
 
     def increment(
         self,
@@ -74,15 +90,43 @@ class ServiceRetry(Retry):
         new = super().increment(method, url, response, error, _pool, _stacktrace)
         cause = f"status {response.status}" if response is not None else type(error).__name__
         path = urlsplit(url or "").path
+        if call is not None:
+            refusal = self._refusal(call, new.wait(response))
+            if refusal is not None:
+                logger.warning("not retrying %s %s after %s: %s", method, path, cause, refusal)
+                if refusal == DEADLINE_REFUSAL and response is None:
+                    raise DeadlineSpent
+                # With a response, urllib3 hands that response to the caller (raise_on_status is off).
+                raise MaxRetryError(_pool, url, error or ResponseError(cause))  # type: ignore[arg-type]
         logger.warning("retrying %s %s after %s", method, path, cause)
         if call is not None:
             call.retries += 1
             emit_retry(RetryDetails(call.upstream, method or "", path, call.retries, cause))
         return new
 
+    @staticmethod
+    def _refusal(call: Call, wait: float) -> str | None:
+        """Why the call must not be sent again after waiting ``wait`` seconds, or ``None``."""
+        remaining = call.remaining()
+        typical = call.guard.typical_seconds if call.guard is not None else None
+        if remaining is not None and remaining - wait < max(typical or 0.0, 0.0) + MIN_ATTEMPT_SECONDS:
+            return DEADLINE_REFUSAL
+        if call.guard is not None and not call.guard.may_retry():
+            return "the retry budget is spent"
+        return None
+
+    def wait(self, response: BaseHTTPResponse | None) -> float:
+        """Seconds to wait before the next attempt: the response's Retry-After if valid, else the backoff."""
+        retry_after = None
+        if self.respect_retry_after_header and response is not None:
+            try:
+                retry_after = self.get_retry_after(response)
+            except InvalidHeader:
+                retry_after = None  # "soon", "1.5", "-1": as if absent
+        return self.get_backoff_time() if retry_after is None else retry_after
+
     def sleep(self, response: Any = None) -> None:
-        retry_after = self.get_retry_after(response) if self.respect_retry_after_header and response else None
-        wait = retry_after or self.get_backoff_time()
+        wait = self.wait(response)
         call = current_call.get()
         remaining = call.remaining() if call is not None else None
         if remaining is not None and wait >= remaining:

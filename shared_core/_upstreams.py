@@ -9,6 +9,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.core.signals import setting_changed
 from django.dispatch import receiver
 
+from shared_core._resilience import Resilience
 from shared_core.clients import HTTPClient
 
 __all__ = ["upstream"]
@@ -18,23 +19,28 @@ def upstream(name: str) -> HTTPClient:
     """The client of the upstream service ``name``, at the URL ``settings.UPSTREAMS[name]`` gives.
 
     ``service_settings(upstreams={"user-service": "http://user-service:8000"})`` declares
-    it, and ``USER_SERVICE_URL`` overrides the URL. One client per URL is kept, and changing
-    ``UPSTREAMS``, an ``HTTP_CLIENT_*`` setting or the token (as tests do) makes new ones.
-    ``ImproperlyConfigured`` names an upstream the settings do not declare.
+    it, and ``USER_SERVICE_URL`` overrides the URL. Its bulkhead, breaker and retry budget
+    follow ``settings.UPSTREAM_RESILIENCE[name]`` (``service_settings(resilience=...)`` and the
+    ``USER_SERVICE_*`` variables), else ``HTTP_CLIENT_RESILIENCE``. One client per URL and
+    policy is kept, and changing ``UPSTREAMS``, ``UPSTREAM_RESILIENCE``, an ``HTTP_CLIENT_*``
+    setting or the token (as tests do) makes new ones. ``ImproperlyConfigured`` names an
+    upstream the settings do not declare.
     """
     urls = getattr(settings, "UPSTREAMS", {})
     if name not in urls:
         declared = ", ".join(sorted(urls)) or "none"
         raise ImproperlyConfigured(f"no upstream {name!r} in settings.UPSTREAMS (declared: {declared})")
-    return _client(urls[name])
+    policies = getattr(settings, "UPSTREAM_RESILIENCE", {})
+    policy = policies[name] if name in policies else getattr(settings, "HTTP_CLIENT_RESILIENCE", Resilience())
+    return _client(urls[name], policy)
 
 
 @lru_cache(maxsize=64)
-def _client(url: str) -> HTTPClient:
-    return HTTPClient(url)
+def _client(url: str, policy: Resilience | None) -> HTTPClient:
+    return HTTPClient(url, resilience=policy)
 
 
 @receiver(setting_changed)
 def _forget_clients(*, setting: str, **_: object) -> None:
-    if setting in ("UPSTREAMS", "SERVICE_AUTH_TOKEN") or setting.startswith("HTTP_CLIENT_"):
+    if setting in ("UPSTREAMS", "UPSTREAM_RESILIENCE", "SERVICE_AUTH_TOKEN") or setting.startswith("HTTP_CLIENT_"):
         _client.cache_clear()

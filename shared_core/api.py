@@ -20,6 +20,7 @@ does not do:
 
 from __future__ import annotations
 
+import math
 from typing import Any, Final
 
 from django.core.exceptions import ObjectDoesNotExist, RequestDataTooBig
@@ -39,7 +40,13 @@ from shared_core._lookups import ListFilters, fetch_reference, get_or_404, resto
 from shared_core._middleware import callers, match_token
 from shared_core._pagination import KeysetPagination
 from shared_core._uploads import UploadSpoolFull
-from shared_core.clients import HTTPClientError, HTTPConnectionError, HTTPStatusError, HTTPTimeoutError
+from shared_core.clients import (
+    HTTPClientError,
+    HTTPConnectionError,
+    HTTPStatusError,
+    HTTPTimeoutError,
+    HTTPUpstreamUnavailable,
+)
 
 __all__ = [
     "ERROR_RESPONSES",
@@ -144,6 +151,11 @@ def _upstream_error(exc: HTTPClientError) -> JsonResponse:
     call = f"{exc.method} {exc.path}"
     if isinstance(exc, HTTPTimeoutError):
         return json_error(504, "upstream_timeout", f"{call} did not answer in time")
+    if isinstance(exc, HTTPUpstreamUnavailable):
+        # Sent nowhere: the circuit is open or the bulkhead full; Retry-After says when a call may go through.
+        refused = json_error(503, "upstream_unavailable", f"{call} was not sent: {exc.detail}")
+        refused["Retry-After"] = str(max(1, math.ceil(exc.retry_after)))
+        return refused
     if isinstance(exc, HTTPConnectionError):
         return json_error(503, "upstream_unavailable", f"{call} could not be reached")
     if isinstance(exc, HTTPStatusError) and exc.status_code == 503:

@@ -22,23 +22,29 @@ from urllib.parse import urlsplit
 import requests
 
 from shared_core._client_errors import (
+    HTTPBulkheadFull,
+    HTTPCircuitOpen,
     HTTPClientError,
     HTTPConnectionError,
     HTTPDeadlineExceeded,
     HTTPDecodeError,
     HTTPStatusError,
     HTTPTimeoutError,
+    HTTPUpstreamUnavailable,
     json_of,
     translate,
 )
 from shared_core._client_errors import outcome as outcome_of
 from shared_core._deadline import Call, current_call, watchdog
+from shared_core._resilience import Guard, Permit, Rejected, Resilience, guard_for
 from shared_core._tracing import TRACEPARENT_HEADER, get_trace
 from shared_core._transport import IDEMPOTENT_METHODS, DeadlineSpent, NoCookies, ServiceRetry, WatchedAdapter
 from shared_core.context import REQUEST_ID_HEADER, Deadline, get_deadline, get_request_id
-from shared_core.instrumentation import CallDetails, Outcome, emit_call_end
+from shared_core.instrumentation import CallDetails, Outcome, emit_call_end, emit_circuit_change
 
 __all__ = [
+    "HTTPBulkheadFull",
+    "HTTPCircuitOpen",
     "HTTPClient",
     "HTTPClientError",
     "HTTPConnectionError",
@@ -46,6 +52,8 @@ __all__ = [
     "HTTPDecodeError",
     "HTTPStatusError",
     "HTTPTimeoutError",
+    "HTTPUpstreamUnavailable",
+    "Resilience",
     "upstream",
 ]
 
@@ -105,6 +113,11 @@ class HTTPClient:
       incoming request's deadline. An incoming deadline shorter than this wins.
     - ``token``: sent as ``Authorization: Bearer <token>``; ``None`` takes
       ``SERVICE_AUTH_TOKEN``, then ``AUTH_TOKEN``; with neither, no header.
+    - ``resilience`` (``HTTP_CLIENT_RESILIENCE``, else ``Resilience()``): the
+      upstream's bulkhead, circuit breaker and retry budget, shared by every
+      client of the same host and policy in this process; ``None`` turns all
+      three off. A call they refuse raises ``HTTPCircuitOpen`` or
+      ``HTTPBulkheadFull`` at once, without sending anything.
 
     One client holds one pooled session, safe to share between threads.
     """
@@ -120,6 +133,7 @@ class HTTPClient:
         token: str | None = None,
         retry_after_max: int = DEFAULT_RETRY_AFTER_MAX,
         pool_maxsize: int = DEFAULT_POOL_MAXSIZE,
+        resilience: Resilience | None = _UNSET,
     ) -> None:
         parts = urlsplit(base_url)
         if parts.scheme not in ("http", "https") or not parts.netloc:
@@ -137,6 +151,12 @@ class HTTPClient:
             raise ValueError("retries and backoff_factor must be >= 0 and deadline > 0 (or None)")
         self._token = token or _setting("SERVICE_AUTH_TOKEN", None) or _setting("AUTH_TOKEN", None)
         self._session = self._make_session(backoff_factor, retry_after_max, pool_maxsize)
+        if resilience is _UNSET:
+            resilience = _setting("HTTP_CLIENT_RESILIENCE", Resilience())
+        self.resilience = resilience
+        self._guard: Guard | None = None
+        if resilience is not None:
+            self._guard = guard_for(self._upstream, resilience, emit_circuit_change)
 
     def __repr__(self) -> str:
         token = "set" if self._token else "none"
@@ -188,7 +208,11 @@ class HTTPClient:
         overrides the client's for this call. ``idempotency_key``: a string to
         send as ``Idempotency-Key``, ``True`` to generate one, so a POST or
         PATCH may be retried. Raises ``HTTPConnectionError``,
-        ``HTTPTimeoutError`` or ``HTTPDeadlineExceeded`` for transport failures.
+        ``HTTPTimeoutError`` or ``HTTPDeadlineExceeded`` for transport failures,
+        and, before anything is sent, ``HTTPCircuitOpen`` or ``HTTPBulkheadFull``
+        (both ``HTTPUpstreamUnavailable``, with ``retry_after``) when the
+        upstream's guard refuses the call, or ``HTTPDeadlineExceeded`` when the
+        deadline leaves less than a call to this upstream typically takes.
         """
         method = method.upper()
         if kwargs.pop("stream", False):
@@ -210,13 +234,11 @@ class HTTPClient:
         incoming = get_deadline()
         call_deadline = call_deadline.earliest(incoming) if call_deadline else incoming
         idempotent = method in IDEMPOTENT_METHODS or any(k.lower() == IDEMPOTENCY_KEY_HEADER.lower() for k in headers)
-        call = Call(call_deadline, idempotent, self._upstream)
+        call = Call(call_deadline, idempotent, self._upstream, self._guard)
         started = time.monotonic()
+        permit = self._admit(call, method, path, started)
         outcome: Outcome = "connection_error"
         status: int | None = None
-        if call_deadline is not None and call_deadline.expired:
-            self._ended(call, method, path, "deadline_exceeded", status, started, attempts=0)
-            raise HTTPDeadlineExceeded("deadline already spent before sending", method=method, path=path)
         kwargs.setdefault("timeout", self.timeout)
         token = current_call.set(call)
         watchdog.watch(call)
@@ -237,7 +259,31 @@ class HTTPClient:
         finally:
             call.finish()
             current_call.reset(token)
+            if permit is not None and self._guard is not None:
+                failed = outcome not in ("ok", "error_status") or (status is not None and status >= 500)
+                self._guard.release(permit, failed=failed, first_try=call.retries == 0)
             self._ended(call, method, path, outcome, status, started, attempts=call.retries + 1)
+
+    def _admit(self, call: Call, method: str, path: str, started: float) -> Permit | None:
+        """Let the call through the deadline and the upstream's guard, or raise what refused it (nothing sent)."""
+        remaining = call.remaining()
+        guard = self._guard
+        typical = guard.typical_seconds if guard is not None else None
+        refusal: HTTPClientError | None = None
+        if remaining is not None and remaining <= 0:
+            refusal = HTTPDeadlineExceeded("deadline already spent before sending", method=method, path=path)
+        elif remaining is not None and typical is not None and remaining < typical:
+            detail = f"the deadline leaves {remaining:.3f} s and a call to {call.upstream} takes about {typical:.3f} s"
+            refusal = HTTPDeadlineExceeded(detail, method=method, path=path)
+        elif guard is not None:
+            try:
+                return guard.admit()
+            except Rejected as rejected:
+                refusal = _refused(rejected, call.upstream, method, path)
+        if refusal is None:
+            return None
+        self._ended(call, method, path, outcome_of(refusal), None, started, attempts=0)
+        raise refusal
 
     def _prepare(
         self, method: str, url: str, headers: dict[str, Any], kwargs: dict[str, Any]
@@ -302,6 +348,14 @@ class HTTPClient:
         if urlsplit(path).scheme or path.startswith("//"):
             raise ValueError(f"path must be relative to base_url, got {path!r}")
         return f"{self.base_url}/{path.lstrip('/')}"
+
+
+def _refused(rejected: Rejected, upstream: str, method: str, path: str) -> HTTPUpstreamUnavailable:
+    if rejected.reason == "circuit_open":
+        detail = f"the circuit to {upstream} is open; not sent"
+        return HTTPCircuitOpen(detail, method=method, path=path, retry_after=rejected.retry_after)
+    detail = f"{upstream} already has as many calls from this process as it may; not sent"
+    return HTTPBulkheadFull(detail, method=method, path=path, retry_after=rejected.retry_after)
 
 
 def _check_timeout(value: Any) -> float | tuple[float, float]:

@@ -11,9 +11,11 @@
 
     set_hooks([CountRetries()])
 
-A hook has both methods. They run synchronously in the calling thread, after
-the event: ``on_retry`` each time a call is about to be sent again (before its
-backoff), ``on_call_end`` once per call, whatever its end. A hook that raises is
+A hook has both methods, and may have a third, ``on_circuit_change``, called
+each time an upstream's circuit breaker changes state. They run synchronously
+in the calling thread, after the event: ``on_retry`` each time a call is about
+to be sent again (before its backoff), ``on_call_end`` once per call, whatever
+its end (a call refused by the circuit or the bulkhead ends too, with no attempt). A hook that raises is
 logged and skipped: instrumentation never breaks a call. The details never hold
 the token, the query string or the body; ``path`` is the call's path as given
 (it may hold ids, so do not use it as a metric label).
@@ -26,13 +28,30 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
-__all__ = ["OUTCOMES", "CallDetails", "Hook", "Outcome", "RetryDetails", "get_hooks", "set_hooks"]
+__all__ = [
+    "OUTCOMES",
+    "CallDetails",
+    "CircuitDetails",
+    "CircuitState",
+    "Hook",
+    "Outcome",
+    "RetryDetails",
+    "get_hooks",
+    "set_hooks",
+]
 
 logger = logging.getLogger(__name__)
 
-Outcome = Literal["ok", "error_status", "connection_error", "timeout", "deadline_exceeded"]
-#: Every outcome a call can end with: a response below 400, a response of 400 or more, then the three failures.
-OUTCOMES: tuple[Outcome, ...] = ("ok", "error_status", "connection_error", "timeout", "deadline_exceeded")
+Outcome = Literal[
+    "ok", "error_status", "connection_error", "timeout", "deadline_exceeded", "circuit_open", "bulkhead_full"
+]
+#: Every outcome a call can end with: a response below 400, a response of 400 or more, the three failures,
+#: then the two ways a call is refused before anything is sent (``attempts`` is 0).
+OUTCOMES: tuple[Outcome, ...] = (
+    "ok", "error_status", "connection_error", "timeout", "deadline_exceeded", "circuit_open", "bulkhead_full"
+)  # fmt: skip
+#: The outcomes of calls that were refused without sending anything.
+REFUSED_OUTCOMES: frozenset[Outcome] = frozenset({"circuit_open", "bulkhead_full"})
 
 
 @dataclass(frozen=True)
@@ -57,6 +76,20 @@ class CallDetails:
     status: int | None
     attempts: int
     seconds: float
+
+
+CircuitState = Literal["closed", "half_open", "open"]
+
+
+@dataclass(frozen=True)
+class CircuitDetails:
+    """The circuit breaker of ``upstream`` in this process moved from ``before`` to ``after``; ``reason``
+    says why, for people (``"6 of the last 10 calls failed"``)."""
+
+    upstream: str
+    before: CircuitState
+    after: CircuitState
+    reason: str
 
 
 class Hook(Protocol):
@@ -89,9 +122,17 @@ def emit_call_end(details: CallDetails) -> None:
     _emit("on_call_end", details)
 
 
-def _emit(event: str, details: RetryDetails | CallDetails) -> None:
+def emit_circuit_change(details: CircuitDetails) -> None:
+    """Tell every hook that has ``on_circuit_change`` (it is optional) that a circuit moved."""
+    _emit("on_circuit_change", details)
+
+
+def _emit(event: str, details: RetryDetails | CallDetails | CircuitDetails) -> None:
     for hook in _hooks:
+        method = getattr(hook, event, None)
+        if method is None:
+            continue
         try:
-            getattr(hook, event)(details)
+            method(details)
         except Exception:
             logger.exception("instrumentation hook %r failed in %s", hook, event)

@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 import pytest
 
-from shared_core.testing import Upstream
+from shared_core.testing import Upstream, reset_resilience
 
 if TYPE_CHECKING:
     import requests
@@ -51,6 +51,7 @@ __all__ = [
     "compose_stack_class",
     "compose_token",
     "eventually",
+    "fresh_resilience",
     "upstream_server",
 ]
 
@@ -270,6 +271,12 @@ def upstream_server() -> Iterator[Upstream]:
     """A real HTTP server on 127.0.0.1 that answers as the test scripts it (``shared_core.testing.Upstream``)."""
     with Upstream() as server:
         yield server
+
+
+@pytest.fixture(autouse=True)
+def fresh_resilience() -> None:
+    """Every test starts with every upstream's circuit closed and its retry budget full (``reset_resilience``)."""
+    reset_resilience()
 
 
 @pytest.hookimpl(wrapper=True)

@@ -24,6 +24,7 @@ from typing import Any
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
+from shared_core._resilience import Resilience
 from shared_core._uploads import DEFAULT_SPOOL_BYTES
 from shared_core.clients import DEFAULT_DEADLINE, DEFAULT_RETRIES
 from shared_core.logging_config import get_logging_config
@@ -59,6 +60,9 @@ SECRET_VARIABLES = (
     "DATABASE_URL",
     "DATABASE_PASSWORD",
 )
+
+#: gunicorn's threads per worker process when ``GUNICORN_THREADS`` is unset (base-image/gunicorn.conf.py).
+DEFAULT_GUNICORN_THREADS = 4
 
 _CALLER_NAME = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
 
@@ -107,9 +111,55 @@ def _number(env: Mapping[str, str], name: str, default: float) -> float:
         raise ImproperlyConfigured(f"{name} must be a number, got {raw!r}") from None
 
 
+def _variable_prefix(upstream: str) -> str:
+    """The prefix of an upstream's variables: ``user-service`` → ``USER_SERVICE_`` (``USER_SERVICE_URL``, ...)."""
+    return upstream.upper().replace("-", "_").replace(".", "_") + "_"
+
+
 def _url_variable(upstream: str) -> str:
     """The environment variable that holds an upstream's URL: ``user-service`` → ``USER_SERVICE_URL``."""
-    return upstream.upper().replace("-", "_").replace(".", "_") + "_URL"
+    return _variable_prefix(upstream) + "URL"
+
+
+def _policy_values(env: Mapping[str, str], prefix: str) -> dict[str, Any]:
+    """The ``Resilience`` fields that ``<prefix><FIELD>`` variables set, parsed by the field's type."""
+    defaults = Resilience()
+    values: dict[str, Any] = {}
+    for name in Resilience.field_names():
+        variable = prefix + name.upper()
+        if not env.get(variable):
+            continue
+        default = getattr(defaults, name)
+        if isinstance(default, bool):
+            values[name] = _flag(env, variable)
+        elif name == "max_concurrent":
+            values[name] = int(_number(env, variable, 0)) or None  # 0: no bulkhead
+        else:
+            values[name] = type(default)(_number(env, variable, default))
+    return values
+
+
+def _resilience(
+    env: Mapping[str, str], upstreams: Sequence[str], overrides: Mapping[str, Mapping[str, Any]]
+) -> tuple[Resilience, dict[str, Resilience]]:
+    """The fleet's default policy (``HTTP_CLIENT_*``) and each upstream's: code's ``overrides``, then ``<NAME>_*``.
+
+    The bulkhead's default is half the process's gunicorn threads, so a hung upstream leaves the rest free.
+    """
+    threads = int(_number(env, "GUNICORN_THREADS", DEFAULT_GUNICORN_THREADS))
+    fleet = {"max_concurrent": max(1, threads // 2), **_policy_values(env, "HTTP_CLIENT_")}
+    unknown = sorted(set(overrides) - set(upstreams))
+    if unknown:
+        raise ImproperlyConfigured(f"resilience names upstreams that upstreams does not: {', '.join(unknown)}")
+    try:
+        default = Resilience(**fleet)
+        each = {
+            name: Resilience(**{**fleet, **overrides.get(name, {}), **_policy_values(env, _variable_prefix(name))})
+            for name in upstreams
+        }
+    except (TypeError, ValueError) as exc:
+        raise ImproperlyConfigured(f"HTTP_CLIENT_* or an upstream's resilience settings: {exc}") from None
+    return default, each
 
 
 def parse_accepted_tokens(raw: str) -> dict[str, list[str]]:
@@ -143,6 +193,7 @@ def service_settings(
     urlconf: str,
     task_queues: Sequence[str] = (),
     upstreams: Mapping[str, str] | None = None,
+    resilience: Mapping[str, Mapping[str, Any]] | None = None,
     variables: Mapping[str, str] | None = None,
     env: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
@@ -154,6 +205,10 @@ def service_settings(
     ``upstreams``: the services this one calls, name → default base URL; each URL
     is overridden by ``<NAME>_URL`` (``user-service`` → ``USER_SERVICE_URL``) and
     lands in ``UPSTREAMS``, where ``shared_core.clients.upstream(name)`` finds it.
+    ``resilience``: per upstream, ``Resilience`` fields that differ from the fleet's
+    (``{"file-service": {"max_concurrent": 1}}``); the variables ``HTTP_CLIENT_<FIELD>``
+    set the fleet's, and ``<NAME>_<FIELD>`` (``USER_SERVICE_OPEN_SECONDS``) one upstream's,
+    over both. They land in ``HTTP_CLIENT_RESILIENCE`` and ``UPSTREAM_RESILIENCE``.
     ``variables``: the service's own settings read from the environment, name →
     default (``{"FILE_STORAGE_DIR": "/data/files"}``), so no service module reads
     ``os.environ``. ``env``:
@@ -189,6 +244,7 @@ def service_settings(
     accepted = parse_accepted_tokens(env.get("SERVICE_ACCEPTED_TOKENS", "")) or None
     outbox = _outbox_settings(env, task_queues) if task_queues else {}
     metrics = _flag(env, "METRICS_ENABLED", default=True)
+    fleet_policy, upstream_policies = _resilience(env, list(upstreams or {}), resilience or {})
     return {
         **{name: env.get(name, default) for name, default in (variables or {}).items()},
         **outbox,
@@ -229,6 +285,8 @@ def service_settings(
         "LOGGING": get_logging_config(service_name, debug=debug),
         "HTTP_CLIENT_DEADLINE": _number(env, "HTTP_CLIENT_DEADLINE", DEFAULT_DEADLINE),
         "HTTP_CLIENT_RETRIES": int(_number(env, "HTTP_CLIENT_RETRIES", DEFAULT_RETRIES)),
+        "HTTP_CLIENT_RESILIENCE": fleet_policy,
+        "UPSTREAM_RESILIENCE": upstream_policies,
         "FILE_UPLOAD_MAX_BYTES": upload_max,
         "DATA_UPLOAD_MAX_MEMORY_SIZE": 1024 * 1024,
         "FILE_UPLOAD_MAX_MEMORY_SIZE": 1024 * 1024,

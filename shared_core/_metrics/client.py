@@ -7,11 +7,15 @@ from typing import Final
 from shared_core._metrics.families import (
     CLIENT_ATTEMPTS,
     CLIENT_CALLS,
+    CLIENT_CIRCUIT_STATE,
+    CLIENT_CIRCUIT_TRANSITIONS,
     CLIENT_DEADLINE_EXCEEDED,
     CLIENT_DURATION,
+    CLIENT_REFUSED,
     CLIENT_RETRIES,
 )
-from shared_core.instrumentation import CallDetails, RetryDetails
+from shared_core._resilience import STATES
+from shared_core.instrumentation import REFUSED_OUTCOMES, CallDetails, CircuitDetails, RetryDetails
 
 
 class ClientMetrics:
@@ -22,10 +26,17 @@ class ClientMetrics:
 
     def on_call_end(self, details: CallDetails) -> None:
         CLIENT_CALLS.labels(details.upstream, details.outcome).inc()
+        if details.outcome in REFUSED_OUTCOMES:
+            CLIENT_REFUSED.labels(details.upstream, details.outcome).inc()
+            return
         CLIENT_ATTEMPTS.labels(details.upstream).inc(details.attempts)
         CLIENT_DURATION.labels(details.upstream).observe(details.seconds)
         if details.outcome == "deadline_exceeded":
             CLIENT_DEADLINE_EXCEEDED.labels(details.upstream).inc()
+
+    def on_circuit_change(self, details: CircuitDetails) -> None:
+        CLIENT_CIRCUIT_STATE.labels(details.upstream).set(STATES.index(details.after))
+        CLIENT_CIRCUIT_TRANSITIONS.labels(details.upstream, details.after).inc()
 
 
 #: The hook shared_core's app installs when metrics are on.

@@ -51,6 +51,20 @@ CLIENT_RETRIES = Counter("http_client_retries", "Requests HTTPClient sent again.
 CLIENT_DEADLINE_EXCEEDED = Counter(
     "http_client_deadline_exceeded", "HTTPClient calls that ran out of their deadline.", ["upstream"]
 )
+CLIENT_REFUSED = Counter(
+    "http_client_refused_calls",
+    "HTTPClient calls refused before sending: the upstream's circuit was open or its bulkhead full.",
+    ["upstream", "reason"],
+)
+CLIENT_CIRCUIT_STATE = Gauge(
+    "http_client_circuit_state",
+    "The upstream's circuit breaker: 0 closed, 1 half-open, 2 open (the worst of the live processes).",
+    ["upstream"],
+    multiprocess_mode="livemax",
+)
+CLIENT_CIRCUIT_TRANSITIONS = Counter(
+    "http_client_circuit_transitions", "Changes of state of the upstream's circuit breaker.", ["upstream", "state"]
+)
 OUTBOX_DELIVERY = Histogram(
     "outbox_delivery_latency_seconds",
     "Time from a task's enqueue (its transaction's commit) to its successful delivery.",

@@ -22,6 +22,7 @@ from django_tasks.utils import normalize_json
 from django_tasks_db.models import DBTaskResult
 from django_tasks_db.utils import exclusive_transaction, is_locked_database_exception
 
+from shared_core._client_errors import HTTPUpstreamUnavailable
 from shared_core._tracing import TRACEPARENT_HEADER, TRACESTATE_HEADER, TraceContext, trace_context
 from shared_core.context import Deadline, request_context
 from shared_core.outbox import (
@@ -220,6 +221,17 @@ class Worker:
         if isinstance(exc, DatabaseError):  # the task's connection may be the broken part: record with a fresh one
             _refresh_connections()
         attempt = len(row.worker_ids)
+        if isinstance(exc, HTTPUpstreamUnavailable):
+            # Nothing was sent: the upstream's circuit is open (or its bulkhead full). Wait as long as it says,
+            # and give this claim back, so a neighbour's outage never uses up the task's attempts.
+            retry_at = timezone.now() + timedelta(seconds=max(exc.retry_after, self.interval))
+            values = {"run_after": retry_at, "finished_at": None, "worker_ids": row.worker_ids[:-1]}
+            self._finish(row, status=TaskResultStatus.READY, **values, **_error_fields(exc))
+            logger.warning(
+                "outbox task %s %s postponed %.1f s, attempt not counted: %s",
+                row.task_path, row.pk, max(exc.retry_after, self.interval), exc,
+            )  # fmt: skip
+            return
         if is_transient(exc) and attempt < self.max_attempts:
             delay = backoff(attempt)
             retry_at = timezone.now() + timedelta(seconds=delay)

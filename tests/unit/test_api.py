@@ -5,6 +5,7 @@ import json
 import pytest
 from django.test import Client
 
+from shared_core.clients import Resilience
 from shared_core.testing import Reply, Upstream, set_testing, undocumented_routes
 from tests.testapp.models import Author, Receipt
 
@@ -193,6 +194,25 @@ def test_upstream_failures_become_json_5xx(client, settings, reply, status, erro
         set_testing(False)
     assert response.status_code == status and response.json()["error"] == error
     assert "GET /x" in response.json()["detail"]
+
+
+def test_an_open_circuit_is_a_json_503_with_the_wait_left_as_retry_after(client, settings):
+    """Once failures open the upstream's circuit, the view answers 503 upstream_unavailable at once, with
+    Retry-After the circuit's remaining open time (whole seconds, at least 1), and nothing is sent."""
+    settings.HTTP_CLIENT_RESILIENCE = Resilience(minimum_calls=2, open_seconds=30, retry_budget=False)
+    set_testing(True)
+    try:
+        with Upstream() as server:
+            server.script("/x", Reply(500))
+            settings.TEST_UPSTREAM_URL = server.url
+            for _ in range(2):
+                assert client.get("/api/t/upstream/").status_code == 502
+            response = client.get("/api/t/upstream/")
+            assert len(server.hits("/x")) == 2  # 500 is not retried, and the third call was not sent
+    finally:
+        set_testing(False)
+    assert response.status_code == 503 and response.json()["error"] == "upstream_unavailable"
+    assert "circuit" in response.json()["detail"] and 29 <= int(response["Retry-After"]) <= 30
 
 
 def test_an_operation_for_named_callers_refuses_others_with_403(client, settings):

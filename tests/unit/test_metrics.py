@@ -16,7 +16,7 @@ from django.test import Client
 from prometheus_client.parser import text_string_to_metric_families
 
 from shared_core._metrics import CLIENT_METRICS, OutboxCollector, exposition, route_of
-from shared_core.clients import HTTPClient, HTTPDeadlineExceeded
+from shared_core.clients import HTTPCircuitOpen, HTTPClient, HTTPDeadlineExceeded, Resilience
 from shared_core.instrumentation import get_hooks
 from shared_core.outbox._worker import Worker
 from shared_core.testing import Reply
@@ -153,6 +153,24 @@ def test_a_spent_deadline_is_counted(client, moved, upstream):
     host = upstream.url.split("//", 1)[1]
     assert moved("http_client_deadline_exceeded_total", upstream=host) == 1
     assert moved("http_client_calls_total", upstream=host, outcome="deadline_exceeded") == 1
+
+
+@pytest.mark.django_db
+def test_an_opening_circuit_and_its_refusals_are_counted(client, moved, upstream):
+    """Four failures open the circuit: state gauge 2, one transition to open, the refused call counted by reason."""
+    upstream.script("/down/", Reply(503))
+    policy = Resilience(minimum_calls=4, retry_budget=False)
+    client_ = HTTPClient(upstream.url, token="t", retries=0, resilience=policy)
+    for _ in range(4):
+        client_.get("/down/")
+    with pytest.raises(HTTPCircuitOpen):
+        client_.get("/down/")
+    host = upstream.url.split("//", 1)[1]
+    assert value(scrape(client), "http_client_circuit_state", upstream=host) == 2
+    assert moved("http_client_circuit_transitions_total", upstream=host, state="open") == 1
+    assert moved("http_client_refused_calls_total", upstream=host, reason="circuit_open") == 1
+    assert moved("http_client_calls_total", upstream=host, outcome="circuit_open") == 1
+    assert moved("http_client_attempts_total", upstream=host) == 4
 
 
 def outbox_gauges() -> dict[tuple[str, str], float]:

@@ -19,7 +19,7 @@ from django.utils import timezone
 from django_tasks_db.models import DBTaskResult
 
 from shared_core._tracing import TraceContext, parse_traceparent, trace_context
-from shared_core.clients import HTTPClient, HTTPConnectionError, HTTPStatusError, HTTPTimeoutError
+from shared_core.clients import HTTPClient, HTTPConnectionError, HTTPStatusError, HTTPTimeoutError, Resilience
 from shared_core.context import REQUEST_ID_HEADER, request_context
 from shared_core.outbox import backoff, is_transient
 from shared_core.outbox._admin import outbox_stats, prune_finished, retry_failed
@@ -120,6 +120,22 @@ def test_attempts_are_bounded_then_failed_with_the_last_error(upstream, now_retr
     assert drain() == 4 and len(upstream.hits("/hook/")) == 4
     row = DBTaskResult.objects.get(pk=result.id)
     assert row.status == "FAILED" and "503" in row.traceback and row.finished_at is not None
+
+
+def test_a_task_whose_upstream_circuit_is_open_is_postponed_without_spending_an_attempt(
+    upstream, now_retries, settings
+):
+    """Two 503s open the circuit; the third run is refused unsent and put back for the circuit's wait, its
+    attempt given back: the task keeps 2 of its 3 attempts spent, and stays READY, not FAILED."""
+    settings.HTTP_CLIENT_RESILIENCE = Resilience(minimum_calls=2, open_seconds=30, retry_budget=False)
+    settings.OUTBOX_MAX_ATTEMPTS = 3
+    upstream.script("/hook/", Reply(503))
+    result = deliver.enqueue(upstream.url, {"n": "1"})
+    assert drain() == 3
+    row = DBTaskResult.objects.get(pk=result.id)
+    assert row.status == "READY" and len(row.worker_ids) == 2 and len(upstream.hits("/hook/")) == 2
+    assert row.exception_class_path.endswith("HTTPCircuitOpen")
+    assert row.run_after >= timezone.now() + timedelta(seconds=25)
 
 
 def test_a_4xx_or_a_bug_fails_at_once(upstream, now_retries):

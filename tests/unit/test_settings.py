@@ -3,6 +3,7 @@
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 
+from shared_core.clients import Resilience
 from shared_core.settings import service_settings
 
 SECRETS = {"DJANGO_SECRET_KEY": "k" * 50, "SERVICE_AUTH_TOKEN": "t"}
@@ -142,3 +143,53 @@ def test_a_secret_file_that_is_missing_or_doubled_is_named_without_its_value(tmp
     with pytest.raises(ImproperlyConfigured, match="SERVICE_AUTH_TOKEN or SERVICE_AUTH_TOKEN_FILE") as doubled:
         make(**SECRETS, SERVICE_AUTH_TOKEN_FILE=str(tmp_path / "token"))
     assert "file-token-value" not in str(doubled.value) and "k" * 50 not in str(missing.value)
+
+
+def resilience_settings(resilience=None, **env):
+    upstreams = {"user-service": "http://user-service:8000", "file-service": "http://file-service:8000"}
+    return service_settings(
+        "svc", apps=[], urlconf="u", upstreams=upstreams, resilience=resilience, env={**SECRETS, **env}
+    )
+
+
+def test_the_bulkhead_defaults_to_half_the_threads_and_every_upstream_gets_the_fleet_policy():
+    """With no variable set, each upstream's bulkhead is half of GUNICORN_THREADS (at least 1); the rest is default."""
+    settings = resilience_settings()
+    assert settings["HTTP_CLIENT_RESILIENCE"] == Resilience(max_concurrent=2)
+    assert settings["UPSTREAM_RESILIENCE"] == {
+        "user-service": Resilience(max_concurrent=2),
+        "file-service": Resilience(max_concurrent=2),
+    }
+    assert resilience_settings(GUNICORN_THREADS="1")["HTTP_CLIENT_RESILIENCE"].max_concurrent == 1
+    assert resilience_settings(GUNICORN_THREADS="16")["HTTP_CLIENT_RESILIENCE"].max_concurrent == 8
+
+
+def test_fleet_variables_then_code_then_upstream_variables_set_each_policy():
+    """HTTP_CLIENT_<FIELD> sets the fleet's; resilience= overrides one upstream; <NAME>_<FIELD> overrides both."""
+    settings = resilience_settings(
+        {"file-service": {"max_concurrent": 1, "open_seconds": 30.0}},
+        HTTP_CLIENT_OPEN_SECONDS="10",
+        HTTP_CLIENT_RETRY_BUDGET="0",
+        FILE_SERVICE_OPEN_SECONDS="60",
+        USER_SERVICE_MAX_CONCURRENT="0",
+        USER_SERVICE_MINIMUM_CALLS="20",
+    )
+    user, files = settings["UPSTREAM_RESILIENCE"]["user-service"], settings["UPSTREAM_RESILIENCE"]["file-service"]
+    assert settings["HTTP_CLIENT_RESILIENCE"].open_seconds == 10 and not settings["HTTP_CLIENT_RESILIENCE"].retry_budget
+    assert user.max_concurrent is None and user.minimum_calls == 20 and user.open_seconds == 10
+    assert files.max_concurrent == 1 and files.open_seconds == 60 and not files.retry_budget
+
+
+@pytest.mark.parametrize(
+    ("env", "resilience", "named"),
+    [
+        ({"HTTP_CLIENT_FAILURE_RATE": "often"}, None, "HTTP_CLIENT_FAILURE_RATE"),
+        ({"USER_SERVICE_FAILURE_RATE": "2"}, None, "failure_rate"),
+        ({}, {"billing-service": {"open_seconds": 1}}, "billing-service"),
+        ({}, {"user-service": {"open_secs": 1}}, "open_secs"),
+    ],
+)
+def test_a_bad_resilience_setting_is_named(env, resilience, named):
+    """A value that is not a number, out of range, for an undeclared upstream or an unknown field is named."""
+    with pytest.raises(ImproperlyConfigured, match=named):
+        resilience_settings(resilience, **env)
