@@ -342,9 +342,15 @@ _guards: dict[tuple[str, Resilience], Guard] = {}
 _guards_lock = threading.Lock()
 
 
-def guard_for(upstream: str, policy: Resilience, listener: Callable[[Transition], None] | None = None) -> Guard:
-    """This process's guard of ``upstream`` under ``policy``: made on first use, then shared."""
-    key = (upstream, policy)
+def guard_for(
+    base_url: str, upstream: str, policy: Resilience, listener: Callable[[Transition], None] | None = None
+) -> Guard:
+    """This process's guard of the upstream at ``base_url`` under ``policy``: made on first use, then shared.
+
+    ``upstream`` names it in logs and metrics (``host:port``); two base URLs on one host
+    (``http://gateway/users``, ``http://gateway/files``) are two upstreams, each with its own guard.
+    """
+    key = (base_url, policy)
     with _guards_lock:
         guard = _guards.get(key)
         if guard is None:

@@ -115,7 +115,7 @@ class HTTPClient:
       ``SERVICE_AUTH_TOKEN``, then ``AUTH_TOKEN``; with neither, no header.
     - ``resilience`` (``HTTP_CLIENT_RESILIENCE``, else ``Resilience()``): the
       upstream's bulkhead, circuit breaker and retry budget, shared by every
-      client of the same host and policy in this process; ``None`` turns all
+      client of the same ``base_url`` and policy in this process; ``None`` turns all
       three off. A call they refuse raises ``HTTPCircuitOpen`` or
       ``HTTPBulkheadFull`` at once, without sending anything.
 
@@ -156,7 +156,7 @@ class HTTPClient:
         self.resilience = resilience
         self._guard: Guard | None = None
         if resilience is not None:
-            self._guard = guard_for(self._upstream, resilience, emit_circuit_change)
+            self._guard = guard_for(self.base_url, self._upstream, resilience, emit_circuit_change)
 
     def __repr__(self) -> str:
         token = "set" if self._token else "none"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 
 import pytest
 from hypothesis import given, settings
@@ -24,14 +23,6 @@ from shared_core.testing import Reply, Upstream, reset_resilience, set_testing
 
 #: Opens after 4 calls at 50% failures, so tests stay short; no retry budget unless a test asks for it.
 QUICK = Resilience(minimum_calls=4, retry_budget=False)
-
-
-@pytest.fixture
-def upstream() -> Iterator[Upstream]:
-    set_testing(True)
-    with Upstream() as server:
-        yield server
-    set_testing(False)
 
 
 def client_for(url: str, resilience: Resilience | None = QUICK, **kwargs) -> HTTPClient:

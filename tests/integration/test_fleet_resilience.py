@@ -1,0 +1,168 @@
+"""A sick neighbour costs its callers a bounded share: bulkheads, circuit breakers and retry budgets across
+real containers, with the neighbour paused, stopped, or answering 503 to everything."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections.abc import Callable
+
+import pytest
+import requests
+from prometheus_client.parser import text_string_to_metric_families
+
+from tests.integration.conftest import CLIENT_DEADLINE, MARGIN, eventually
+from tests.integration.test_resilience import make_user
+
+pytestmark = pytest.mark.docker
+
+#: The stack's default HTTP_CLIENT_OPEN_SECONDS: how long an open circuit refuses before it probes.
+OPEN_SECONDS = 5.0
+#: A read of one ticket takes milliseconds; one stuck behind threads held by a hung neighbour waits for their
+#: deadline (CLIENT_DEADLINE). This bound on the read's timeout tells the two apart.
+READ_TIMEOUT = CLIENT_DEADLINE * 2 / 3
+#: A client that gets 503 with Retry-After waits that long, but no longer than this (the test stays short).
+MAX_BACKOFF = 1.0
+
+
+def metrics_inside(stack, service: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+    """``service``'s /metrics, read on its own port from inside its container (the edge refuses the path)."""
+    code = "import urllib.request; print(urllib.request.urlopen('http://127.0.0.1:8000/metrics').read().decode())"
+    served = stack.container(service).exec_run(["python3", "-c", code])
+    assert served.exit_code == 0, served.output.decode()
+    return {
+        (sample.name, frozenset(sample.labels.items())): sample.value
+        for family in text_string_to_metric_families(served.output.decode())
+        for sample in family.samples
+    }
+
+
+def calls_and_attempts(stack, service: str, upstream: str) -> tuple[float, float]:
+    samples = metrics_inside(stack, service)
+    calls = sum(v for (name, labels), v in samples.items() if name == "http_client_calls_total" and
+                ("upstream", upstream) in labels)  # fmt: skip
+    return calls, samples.get(("http_client_attempts_total", frozenset({("upstream", upstream)})), 0.0)
+
+
+def circuits_closed(stack, service: str, upstream: str, call: Callable[[], bool]) -> None:
+    """Poll with ``call`` (which must succeed) until every gunicorn process of ``service`` reports its circuit to
+    ``upstream`` closed, so the next test starts from a healthy fleet."""
+
+    def closed() -> bool:
+        if not call():
+            return False
+        state = metrics_inside(stack, service).get(("http_client_circuit_state", frozenset({("upstream", upstream)})))
+        return not state
+
+    eventually(closed, OPEN_SECONDS * 6, f"{service}'s circuit to {upstream} closed again")
+
+
+def create(session: requests.Session, stack, service: str, requester: str, timeout: float) -> requests.Response:
+    body = {"title": "t", "requester_id": requester}
+    return session.post(stack.url(service) + "/api/tickets/", json=body, headers=stack.auth, timeout=timeout)
+
+
+def test_a_hung_neighbour_leaves_unrelated_reads_fast_and_its_callers_fail_fast(stack):
+    """user-service paused: 12 clients creating tickets get JSON 503s, soon from the open circuit, while 4 clients
+    reading a ticket keep being answered within a fraction of the deadline; unpaused, creates work again."""
+    requester = make_user(stack)
+    ticket = stack.call("POST", "ticket-service", "/api/tickets/", json={"title": "t", "requester_id": requester})
+    assert ticket.status_code == 201, ticket.text
+    read_url = stack.url("ticket-service") + f"/api/tickets/{ticket.json()['id']}/"
+    stop = threading.Event()
+    reads: list[int | str] = []
+    creates: list[requests.Response | str] = []
+
+    def reader() -> None:
+        with requests.Session() as session:
+            while not stop.is_set():
+                try:
+                    reads.append(session.get(read_url, headers=stack.auth, timeout=READ_TIMEOUT).status_code)
+                except requests.RequestException as exc:
+                    reads.append(type(exc).__name__)
+
+    def creator() -> None:
+        with requests.Session() as session:
+            while not stop.is_set():
+                try:
+                    response = create(session, stack, "ticket-service", requester, CLIENT_DEADLINE + MARGIN * 2)
+                except requests.RequestException as exc:
+                    creates.append(type(exc).__name__)
+                    continue
+                creates.append(response)
+                if response.status_code == 503:
+                    stop.wait(min(float(response.headers.get("Retry-After", 0)), MAX_BACKOFF))
+
+    def circuit_opened() -> bool:
+        return any(
+            isinstance(r, requests.Response) and r.status_code == 503 and "circuit" in r.json()["detail"]
+            for r in list(creates)
+        )
+
+    threads = [threading.Thread(target=reader) for _ in range(4)]
+    threads += [threading.Thread(target=creator) for _ in range(12)]
+    with stack.paused("user-service"):
+        for thread in threads:
+            thread.start()
+        try:
+            eventually(circuit_opened, 60, "a create refused by ticket-service's open circuit to user-service")
+            opened_at = len(reads)
+            eventually(lambda: len(reads) >= opened_at + 40, 30, "40 more reads while user-service hangs")
+        finally:
+            stop.set()
+            for thread in threads:
+                thread.join()
+    failed_reads = [r for r in reads if r != 200]
+    assert not failed_reads, f"{len(failed_reads)} of {len(reads)} reads failed: {failed_reads[:5]}"
+    answered = [r for r in creates if isinstance(r, requests.Response)]
+    assert len(answered) == len(creates), [r for r in creates if isinstance(r, str)][:5]
+    assert {r.status_code for r in answered} <= {503, 504}
+    refused = [r for r in answered if r.status_code == 503]
+    assert refused and all(r.json()["error"] == "upstream_unavailable" and r.headers["Retry-After"] for r in refused)
+    circuits_closed(
+        stack, "ticket-service", "user-service:8000",
+        lambda: stack.call("POST", "ticket-service", "/api/tickets/",
+                           json={"title": "t", "requester_id": requester}).status_code == 201,
+    )  # fmt: skip
+
+
+def test_a_stopped_neighbour_gets_at_most_1_2_requests_per_call(stack):
+    """user-service stopped: 40 creates cost it at most 1.2 connection attempts each (3 retries each without the
+    budget and the breaker); the later ones are refused by the open circuit with Retry-After."""
+    requester = make_user(stack)
+    calls_before, attempts_before = calls_and_attempts(stack, "ticket-service", "user-service:8000")
+    stack.stop("user-service")
+    try:
+        answers = [stack.call("POST", "ticket-service", "/api/tickets/", json={"title": "t", "requester_id": requester})
+                   for _ in range(40)]  # fmt: skip
+        calls_after, attempts_after = calls_and_attempts(stack, "ticket-service", "user-service:8000")
+    finally:
+        stack.start("user-service")
+    assert {a.status_code for a in answers} == {503}, {a.status_code for a in answers}
+    assert calls_after - calls_before == 40
+    assert (attempts_after - attempts_before) / 40 <= 1.2, attempts_after - attempts_before
+    assert any("circuit" in a.json()["detail"] and int(a.headers["Retry-After"]) >= 1 for a in answers)
+    circuits_closed(
+        stack, "ticket-service", "user-service:8000",
+        lambda: stack.call("POST", "ticket-service", "/api/tickets/",
+                           json={"title": "t", "requester_id": requester}).status_code == 201,
+    )  # fmt: skip
+
+
+def test_a_neighbour_answering_503_to_everything_gets_at_most_1_2_requests_per_call(stack, upstream):
+    """The fake user-service answers 503 to everything: 40 creates reach it at most 1.2 times each, each answered
+    JSON 503 upstream_unavailable; once it answers again, the circuit closes and creates succeed."""
+    sick = str(uuid.uuid4())
+    upstream.script(f"/t/api/users/{sick}/", {"status": 503})
+    answers = [stack.call("POST", "ticket-chaos", "/api/tickets/", json={"title": "t", "requester_id": sick})
+               for _ in range(40)]  # fmt: skip
+    assert {a.status_code for a in answers} == {503}
+    assert all(a.json()["error"] == "upstream_unavailable" for a in answers)
+    assert len(upstream.seen(f"/t/api/users/{sick}/")) <= 40 * 1.2
+    healthy = str(uuid.uuid4())
+    upstream.script(f"/t/api/users/{healthy}/", {"status": 200, "body": {"id": healthy}})
+    circuits_closed(
+        stack, "ticket-chaos", "upstream:8000",
+        lambda: stack.call("POST", "ticket-chaos", "/api/tickets/",
+                           json={"title": "t", "requester_id": healthy}).status_code == 201,
+    )  # fmt: skip
