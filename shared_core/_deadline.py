@@ -43,6 +43,8 @@ __all__ = ["Call", "current_call", "release", "resolve_within", "watched_pool_cl
 
 #: Shortest timeout handed to a socket once a budget is nearly spent.
 MIN_SOCKET_TIMEOUT = 0.001
+#: The least time an attempt is given: one the deadline leaves less for is not started.
+MIN_ATTEMPT_SECONDS = 0.01
 
 # Guards which call owns which connection; held only for a few assignments or one shutdown().
 _ownership = threading.Lock()
@@ -67,6 +69,16 @@ class Call:
     def remaining(self) -> float | None:
         """Seconds left, or ``None`` without a deadline."""
         return None if self.deadline is None else self.deadline.remaining()
+
+    def typical_seconds(self) -> float | None:
+        """How long a successful call to this upstream typically takes, ``None`` before one was seen."""
+        return self.guard.typical_seconds if self.guard is not None else None
+
+    def has_room(self, wait: float = 0.0) -> bool:
+        """Whether, after ``wait`` seconds, the deadline still leaves an attempt its typical time (at least
+        ``MIN_ATTEMPT_SECONDS``); always ``True`` without a deadline."""
+        remaining = self.remaining()
+        return remaining is None or remaining - wait >= (self.typical_seconds() or 0.0) + MIN_ATTEMPT_SECONDS
 
     def spent(self) -> bool:
         """Whether the deadline has passed (or the watchdog already cut the call)."""

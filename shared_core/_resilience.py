@@ -37,12 +37,13 @@ import math
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Final, Literal
 
 from shared_core.instrumentation import CircuitDetails, CircuitState
 
 __all__ = [
+    "DEFAULT_RESILIENCE",
     "STATES",
     "Guard",
     "Permit",
@@ -51,7 +52,7 @@ __all__ = [
     "State",
     "Transition",
     "guard_for",
-    "reset_guards",
+    "reset_resilience",
 ]
 
 logger = logging.getLogger("shared_core.clients")
@@ -125,10 +126,9 @@ class Resilience:
         if self.retry_ratio < 0 or self.retry_min_per_second < 0:
             raise ValueError("Resilience.retry_ratio and retry_min_per_second must be >= 0")
 
-    @classmethod
-    def field_names(cls) -> tuple[str, ...]:
-        """The fields, in order: each is also a variable, ``HTTP_CLIENT_<FIELD>`` and ``<NAME>_<FIELD>``."""
-        return tuple(f.name for f in fields(cls))
+
+#: The policy of a client that names none (outside Django, or without ``HTTP_CLIENT_RESILIENCE``).
+DEFAULT_RESILIENCE: Final = Resilience()
 
 
 class Rejected(Exception):
@@ -239,7 +239,8 @@ class Guard:
                     if self._state == "half_open" and self._probes_started >= policy.half_open_calls:
                         raise Rejected("circuit_open", DEFAULT_BUSY_RETRY_AFTER)
                 if policy.max_concurrent is not None and len(self._in_flight) >= policy.max_concurrent:
-                    if self._state == "closed" and now - min(self._in_flight.values()) >= policy.slow_call_seconds:
+                    held_by_slow = now - min(self._in_flight.values()) >= policy.slow_call_seconds
+                    if policy.circuit_breaker and self._state == "closed" and held_by_slow:
                         self._calls.add(1, 0, 1)  # turned away by calls that are already slow: a slow call
                         moved += self._judge(now)
                     raise Rejected("bulkhead_full", DEFAULT_BUSY_RETRY_AFTER)
@@ -358,7 +359,11 @@ def guard_for(
         return guard
 
 
-def reset_guards() -> None:
-    """Forget every guard: the next call to any upstream starts with a closed circuit and an empty window."""
+def reset_resilience() -> None:
+    """Close every upstream's circuit and empty its windows and retry budget, as in a fresh process.
+
+    The pytest plugin does this before each test, so one test's failing calls never open a circuit
+    for the next.
+    """
     with _guards_lock:
         _guards.clear()

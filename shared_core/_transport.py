@@ -25,8 +25,6 @@ logger = logging.getLogger("shared_core.clients")  # the logger retries were alw
 #: Methods retried without further proof that a repeat is harmless.
 IDEMPOTENT_METHODS: Final = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
 
-#: The shortest time an attempt is given: a retry that would leave less of the deadline is not made.
-MIN_ATTEMPT_SECONDS: Final = 0.01
 #: Why a retry was not made when the deadline cannot cover it.
 DEADLINE_REFUSAL: Final = "the deadline leaves no time for another attempt"
 
@@ -66,6 +64,9 @@ class ServiceRetry(Retry):
     typically takes: the caller then gets the last response (or error) at once.
     """
 
+    #: The wait before the attempt this Retry allows, chosen by the ``increment`` that made it.
+    planned_wait: float | None = None
+
     def is_retry(self, method: str, status_code: int, has_retry_after: bool = False) -> bool:
         return (
             status_code in (self.status_forcelist or ())
@@ -90,8 +91,9 @@ class ServiceRetry(Retry):
         new = super().increment(method, url, response, error, _pool, _stacktrace)
         cause = f"status {response.status}" if response is not None else type(error).__name__
         path = urlsplit(url or "").path
+        new.planned_wait = new.wait(response)  # chosen once: the jittered backoff sleep() waits is the one checked
         if call is not None:
-            refusal = self._refusal(call, new.wait(response))
+            refusal = self._refusal(call, new.planned_wait)
             if refusal is not None:
                 logger.warning("not retrying %s %s after %s: %s", method, path, cause, refusal)
                 if refusal == DEADLINE_REFUSAL and response is None:
@@ -107,9 +109,7 @@ class ServiceRetry(Retry):
     @staticmethod
     def _refusal(call: Call, wait: float) -> str | None:
         """Why the call must not be sent again after waiting ``wait`` seconds, or ``None``."""
-        remaining = call.remaining()
-        typical = call.guard.typical_seconds if call.guard is not None else None
-        if remaining is not None and remaining - wait < max(typical or 0.0, 0.0) + MIN_ATTEMPT_SECONDS:
+        if not call.has_room(wait):
             return DEADLINE_REFUSAL
         if call.guard is not None and not call.guard.may_retry():
             return "the retry budget is spent"
@@ -126,7 +126,7 @@ class ServiceRetry(Retry):
         return self.get_backoff_time() if retry_after is None else retry_after
 
     def sleep(self, response: Any = None) -> None:
-        wait = self.wait(response)
+        wait = self.wait(response) if self.planned_wait is None else self.planned_wait
         call = current_call.get()
         remaining = call.remaining() if call is not None else None
         if remaining is not None and wait >= remaining:

@@ -10,7 +10,7 @@ from django.core.signals import setting_changed
 from django.dispatch import receiver
 
 from shared_core._resilience import Resilience
-from shared_core.clients import HTTPClient
+from shared_core.clients import HTTPClient, default_resilience
 
 __all__ = ["upstream"]
 
@@ -31,7 +31,7 @@ def upstream(name: str) -> HTTPClient:
         declared = ", ".join(sorted(urls)) or "none"
         raise ImproperlyConfigured(f"no upstream {name!r} in settings.UPSTREAMS (declared: {declared})")
     policies = getattr(settings, "UPSTREAM_RESILIENCE", {})
-    policy = policies[name] if name in policies else getattr(settings, "HTTP_CLIENT_RESILIENCE", Resilience())
+    policy = policies[name] if name in policies else default_resilience()
     return _client(urls[name], policy)
 
 

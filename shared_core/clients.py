@@ -36,7 +36,7 @@ from shared_core._client_errors import (
 )
 from shared_core._client_errors import outcome as outcome_of
 from shared_core._deadline import Call, current_call, watchdog
-from shared_core._resilience import Guard, Permit, Rejected, Resilience, guard_for
+from shared_core._resilience import DEFAULT_RESILIENCE, Guard, Permit, Rejected, Resilience, guard_for
 from shared_core._tracing import TRACEPARENT_HEADER, get_trace
 from shared_core._transport import IDEMPOTENT_METHODS, DeadlineSpent, NoCookies, ServiceRetry, WatchedAdapter
 from shared_core.context import REQUEST_ID_HEADER, Deadline, get_deadline, get_request_id
@@ -152,7 +152,7 @@ class HTTPClient:
         self._token = token or _setting("SERVICE_AUTH_TOKEN", None) or _setting("AUTH_TOKEN", None)
         self._session = self._make_session(backoff_factor, retry_after_max, pool_maxsize)
         if resilience is _UNSET:
-            resilience = _setting("HTTP_CLIENT_RESILIENCE", Resilience())
+            resilience = default_resilience()
         self.resilience = resilience
         self._guard: Guard | None = None
         if resilience is not None:
@@ -266,18 +266,15 @@ class HTTPClient:
 
     def _admit(self, call: Call, method: str, path: str, started: float) -> Permit | None:
         """Let the call through the deadline and the upstream's guard, or raise what refused it (nothing sent)."""
-        remaining = call.remaining()
-        guard = self._guard
-        typical = guard.typical_seconds if guard is not None else None
         refusal: HTTPClientError | None = None
-        if remaining is not None and remaining <= 0:
-            refusal = HTTPDeadlineExceeded("deadline already spent before sending", method=method, path=path)
-        elif remaining is not None and typical is not None and remaining < typical:
-            detail = f"the deadline leaves {remaining:.3f} s and a call to {call.upstream} takes about {typical:.3f} s"
+        if not call.has_room():
+            typical = call.typical_seconds()
+            usual = f" and a call to {call.upstream} takes about {typical:.3f} s" if typical is not None else ""
+            detail = f"the deadline leaves {max(call.remaining() or 0.0, 0.0):.3f} s{usual}; not sent"
             refusal = HTTPDeadlineExceeded(detail, method=method, path=path)
-        elif guard is not None:
+        elif self._guard is not None:
             try:
-                return guard.admit()
+                return self._guard.admit()
             except Rejected as rejected:
                 refusal = _refused(rejected, call.upstream, method, path)
         if refusal is None:
@@ -348,6 +345,12 @@ class HTTPClient:
         if urlsplit(path).scheme or path.startswith("//"):
             raise ValueError(f"path must be relative to base_url, got {path!r}")
         return f"{self.base_url}/{path.lstrip('/')}"
+
+
+def default_resilience() -> Resilience | None:
+    """The policy of a client that names none: ``HTTP_CLIENT_RESILIENCE``, else ``DEFAULT_RESILIENCE``."""
+    policy: Resilience | None = _setting("HTTP_CLIENT_RESILIENCE", DEFAULT_RESILIENCE)
+    return policy
 
 
 def _refused(rejected: Rejected, upstream: str, method: str, path: str) -> HTTPUpstreamUnavailable:

@@ -18,13 +18,14 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping, Sequence
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
-from shared_core._resilience import Resilience
+from shared_core._resilience import DEFAULT_RESILIENCE, Resilience
 from shared_core._uploads import DEFAULT_SPOOL_BYTES
 from shared_core.clients import DEFAULT_DEADLINE, DEFAULT_RETRIES
 from shared_core.logging_config import get_logging_config
@@ -123,13 +124,12 @@ def _url_variable(upstream: str) -> str:
 
 def _policy_values(env: Mapping[str, str], prefix: str) -> dict[str, Any]:
     """The ``Resilience`` fields that ``<prefix><FIELD>`` variables set, parsed by the field's type."""
-    defaults = Resilience()
     values: dict[str, Any] = {}
-    for name in Resilience.field_names():
+    for name in (field.name for field in fields(Resilience)):
         variable = prefix + name.upper()
         if not env.get(variable):
             continue
-        default = getattr(defaults, name)
+        default = getattr(DEFAULT_RESILIENCE, name)
         if isinstance(default, bool):
             values[name] = _flag(env, variable)
         elif name == "max_concurrent":

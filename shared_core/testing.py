@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from shared_core._resilience import reset_guards
+from shared_core._resilience import reset_resilience
 from shared_core._transport import set_testing
 
 __all__ = ["Reply", "Seen", "Upstream", "drain_outbox", "reset_resilience", "set_testing", "undocumented_routes"]
@@ -125,15 +125,6 @@ class Upstream:
     def __exit__(self, *exc: object) -> None:
         self.server.shutdown()
         self.server.server_close()
-
-
-def reset_resilience() -> None:
-    """Close every upstream's circuit and empty its windows and retry budget, as in a fresh process.
-
-    The pytest plugin does this before each test, so one test's failing calls never open a circuit
-    for the next.
-    """
-    reset_guards()
 
 
 def drain_outbox(worker_id: str = "test") -> int:

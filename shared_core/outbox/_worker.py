@@ -224,13 +224,12 @@ class Worker:
         if isinstance(exc, HTTPUpstreamUnavailable):
             # Nothing was sent: the upstream's circuit is open (or its bulkhead full). Wait as long as it says,
             # and give this claim back, so a neighbour's outage never uses up the task's attempts.
-            retry_at = timezone.now() + timedelta(seconds=max(exc.retry_after, self.interval))
-            values = {"run_after": retry_at, "finished_at": None, "worker_ids": row.worker_ids[:-1]}
-            self._finish(row, status=TaskResultStatus.READY, **values, **_error_fields(exc))
+            delay = max(exc.retry_after, self.interval)
+            values = {"run_after": timezone.now() + timedelta(seconds=delay), "worker_ids": row.worker_ids[:-1]}
+            self._finish(row, status=TaskResultStatus.READY, finished_at=None, **values, **_error_fields(exc))
             logger.warning(
-                "outbox task %s %s postponed %.1f s, attempt not counted: %s",
-                row.task_path, row.pk, max(exc.retry_after, self.interval), exc,
-            )  # fmt: skip
+                "outbox task %s %s postponed %.1f s, attempt not counted: %s", row.task_path, row.pk, delay, exc
+            )
             return
         if is_transient(exc) and attempt < self.max_attempts:
             delay = backoff(attempt)

@@ -19,6 +19,7 @@ from shared_core.clients import (
     Resilience,
 )
 from shared_core.context import Deadline, request_context
+from shared_core.pytest_plugin import eventually
 from shared_core.testing import Reply, Upstream, reset_resilience, set_testing
 
 #: Opens after 4 calls at 50% failures, so tests stay short; no retry budget unless a test asks for it.
@@ -32,16 +33,12 @@ def client_for(url: str, resilience: Resilience | None = QUICK, **kwargs) -> HTT
 
 def test_the_bulkhead_refuses_a_call_over_the_bound_without_sending_it(upstream):
     """With max_concurrent=1 and one call hanging, a second call raises HTTPBulkheadFull at once, unsent."""
-    upstream.script("/slow", Reply(delay=1.0))
+    upstream.script("/slow", Reply(delay=2.0))
     client = client_for(upstream.url, Resilience(max_concurrent=1))
     first = threading.Thread(target=client.get, args=("/slow",))
     first.start()
     try:
-        seen = lambda: len(upstream.hits("/slow")) == 1  # noqa: E731
-        for _ in range(200):
-            if seen():
-                break
-            threading.Event().wait(0.01)
+        eventually(lambda: upstream.hits("/slow"), 5, "the first call at the upstream")
         with pytest.raises(HTTPBulkheadFull) as refused:
             client.get("/other")
         assert refused.value.retry_after == 1 and isinstance(refused.value, HTTPConnectionError)

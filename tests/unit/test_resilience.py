@@ -216,6 +216,18 @@ def test_circuit_breaker_off_never_opens(clock):
     assert guard.state == "closed"
 
 
+def test_with_the_breaker_off_a_bulkhead_held_by_slow_calls_only_refuses(clock, moves):
+    """circuit_breaker=False keeps the bulkhead: slow holders make it refuse, but no circuit ever opens."""
+    guard = Guard("u", Resilience(max_concurrent=1, circuit_breaker=False, minimum_calls=1), clock=clock,
+                  listener=moves.append)  # fmt: skip
+    guard.admit()
+    clock.advance(60)
+    for _ in range(20):
+        with pytest.raises(Rejected, match="bulkhead_full"):
+            guard.admit()
+    assert guard.state == "closed" and moves == []
+
+
 def test_retry_budget_is_a_share_of_first_attempts_plus_a_floor(guard, clock):
     """Retries stay under 20% of first attempts plus the floor (0.1/s over 10 s = 1); then they are refused."""
     for _ in range(10):
