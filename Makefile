@@ -370,7 +370,7 @@ print-base-image: ## Print the base image reference services build FROM
 	@echo $(BASE_IMAGE)
 
 .PHONY: bench
-bench: images swarm-node-image root-haproxy-image stack-secrets ## Benchmarks side by side (about 25 min on 2 cores): writes bench/results/ and docs/benchmarks.md
+bench: images swarm-node-image root-haproxy-image stack-secrets ## Benchmarks side by side (about 30 min on 2 cores): writes bench/results/ and docs/benchmarks.md
 	@command -v wrk >/dev/null && command -v valgrind >/dev/null || { apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk valgrind >/dev/null; }
 	$(STACK) build

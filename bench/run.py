@@ -19,8 +19,8 @@ from pathlib import Path
 import docker
 
 from bench import client as client_bench
-from bench import edge, images, resilience, swarm, swarm_nodes, throughput
-from shared_core import __version__
+from bench import edge, fleet, images, resilience, swarm, swarm_nodes, throughput
+from shared_core import Resilience, __version__
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
@@ -296,6 +296,38 @@ def table(r: dict) -> str:
             ok(paused["max"] <= res["paused_bound_s"] + 0.5),
         ),
     ]
+    if "fleet" in r:
+        fl = r["fleet"]
+        on, off = fl["hung"]["on"], fl["hung"]["off"]
+        recovered_within = Resilience().open_seconds + 1
+        rows += [
+            (
+                "Creates calling a healthy neighbour, guards (bulkhead, breaker, retry budget) on vs off",
+                spread(fl["healthy_on_vs_off"]),
+                "≥ 0.97x",
+                ok_within(fl["healthy_on_vs_off"], 0.97),
+            ),
+            (
+                "Neighbour hung, 12 clients creating: 4 clients' unrelated reads vs theirs alone (guards off)",
+                f"{on['reads_vs_baseline']:.2f}x, p99 {on['read_p99_ms']:.0f} ms, {on['failed_reads']} failed "
+                f"({off['reads_vs_baseline']:.2f}x, p99 {off['read_p99_ms']:.0f} ms, {off['failed_reads']} failed)",
+                "≥ 0.8x, p99 ≤ 250 ms",
+                ok(on["reads_vs_baseline"] >= 0.8 and on["read_p99_ms"] <= 250),
+            ),
+            (
+                "Neighbour hung: creates' p99 once the circuit opened; first success after it is back",
+                f"{fmt_or_none(on['fail_fast_p99_ms'], 'ms')} (opened "
+                f"{fmt_or_none(on['circuit_opened_after_s'], 's', 1)} in); {on['first_success_after_s']:.2f} s",
+                "≤ 100 ms; ≤ open wait + 1 s",
+                ok((on["fail_fast_p99_ms"] or 1e9) <= 100 and on["first_success_after_s"] <= recovered_within),
+            ),
+            (
+                "Neighbour refusing connections: requests that reach it per create, guards on (off)",
+                f"{fl['outage_requests_per_call']['on']:.2f} ({fl['outage_requests_per_call']['off']:.2f})",
+                "≤ 1.2",
+                ok(fl["outage_requests_per_call"]["on"] <= 1.2),
+            ),
+        ]
     if "swarm" in r:
         sw = r["swarm"]
         rollout, kills = sw["during_rollout"], sw["during_kills"]
@@ -395,6 +427,10 @@ def instructions(counted: dict | None, baseline: str) -> str:
     )
 
 
+def fmt_or_none(value: float | None, unit: str, digits: int = 0) -> str:
+    return "not seen" if value is None else f"{value:.{digits}f} {unit}"
+
+
 def fmt(s: dict, unit: str, digits: int) -> str:
     return f"{s['median']:.{digits}f} {unit} (min {s['min']:.{digits}f}, max {s['max']:.{digits}f})"
 
@@ -425,6 +461,7 @@ def main() -> None:
         ("soft_delete", lambda: on_both_databases("softdelete")),
         ("outbox", lambda: on_both_databases("outbox")),
         ("resilience", resilience.run),
+        ("fleet", lambda: fleet.run(f"shared-core/ticket-service:{__version__}")),
         ("swarm", lambda: swarm.run(__version__)),
         ("swarm_nodes", lambda: swarm_nodes.run(__version__)),
         ("build", lambda: images.builds(__version__)),

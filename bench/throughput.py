@@ -113,8 +113,13 @@ def _answers(origin: str | None) -> bool:
         return False
 
 
-def wrk(url: str, token: str, duration: str = DURATION, cpu: str | None = None) -> tuple[float, float]:
-    """Requests per second and p99 in ms of ``url`` under wrk (on CPU ``cpu`` when given); raises on any error."""
+def wrk(
+    url: str, token: str, duration: str = DURATION, cpu: str | None = None, script: str | None = None
+) -> tuple[float, float]:
+    """Requests per second and p99 in ms of ``url`` under wrk (on CPU ``cpu`` when given); raises on any error.
+
+    ``script``: a wrk Lua script's path (a POST's method, body and headers); ``None``: a GET.
+    """
     pinned = ["taskset", "-c", cpu] if cpu else []
     threads = "-t1" if cpu else "-t2"
     done = subprocess.run(
@@ -125,6 +130,7 @@ def wrk(url: str, token: str, duration: str = DURATION, cpu: str | None = None) 
             f"-c{CONNECTIONS}",
             f"-d{duration}",
             "--latency",
+            *(["-s", script] if script else []),
             "-H",
             f"Authorization: Bearer {token}",
             url,

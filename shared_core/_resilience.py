@@ -6,16 +6,18 @@ HTTPClient of that upstream and all their threads. HTTPClient asks it before eac
 (``may_retry``). The guard imports nothing of HTTP: its clock is injected, so every state and
 transition is testable without sleeping.
 
-- **Bulkhead.** At most ``max_concurrent`` calls to the upstream at once; one more is refused at
-  once (``Rejected("bulkhead_full")``), so a hung upstream holds at most that many of the
-  process's threads.
+- **Bulkhead.** At most ``max_concurrent`` calls to the upstream at once, so a hung upstream holds
+  at most that many of the process's threads. One more waits up to ``bulkhead_wait_seconds`` for a
+  permit while the calls holding them are not yet slow (a healthy burst is queued for
+  milliseconds, not turned away), and is refused (``Rejected("bulkhead_full")``) when the wait
+  ends, or at once when a holder is already slower than ``slow_call_seconds``.
 - **Circuit breaker** (resilience4j's model, over a time-based window). Closed, it counts calls,
   failures (timeouts, connection errors, 5xx) and slow calls over the last ``window_seconds``; once
   at least ``minimum_calls`` ended and the failure rate reaches ``failure_rate`` or the slow-call rate
   reaches ``slow_call_rate``, it opens. Open, every call is refused (``Rejected("circuit_open")``)
   for ``open_seconds``. Then half-open: ``half_open_calls`` probe calls go through; all of them
   ending well closes it, any of them failing (or slow) opens it again.
-  Beyond resilience4j: a call the bulkhead refuses while every permit is held by a call already
+  Beyond resilience4j: a call the bulkhead refuses while a permit is held by a call already
   slower than ``slow_call_seconds`` counts as a slow call. A hung upstream is then seen while it
   hangs, from the callers it turns away, not only when the stuck calls give up at their deadline.
 - **Retry budget** (Finagle's ``RetryBudget``). Retries in the last ``window_seconds`` may be at most
@@ -80,6 +82,8 @@ DEFAULT_HALF_OPEN_CALLS: Final = 3
 DEFAULT_RETRY_RATIO: Final = 0.2
 #: Retries allowed per second of the window whatever the ratio says; ``HTTP_CLIENT_RETRY_MIN_PER_SECOND``.
 DEFAULT_RETRY_MIN_PER_SECOND: Final = 0.5
+#: Seconds a call over the bulkhead's bound may wait for a permit; ``HTTP_CLIENT_BULKHEAD_WAIT_SECONDS``.
+DEFAULT_BULKHEAD_WAIT_SECONDS: Final = 0.1
 #: Seconds a caller turned away by a full bulkhead, or by a half-open circuit's busy probes, is told to wait.
 DEFAULT_BUSY_RETRY_AFTER: Final = 1.0
 #: Weight of the newest successful call in ``typical_seconds``.
@@ -93,12 +97,14 @@ class Resilience:
     """How HTTPClient protects its caller from one upstream (see the module's docstring for each part).
 
     ``max_concurrent``: calls at once to the upstream from this process; ``None``: no bulkhead.
+    ``bulkhead_wait_seconds``: how long a call over that bound may wait for a permit; ``0``: refused at once.
     ``circuit_breaker`` / ``retry_budget``: ``False`` turns that part off. Rates are shares in
     (0, 1]; seconds are positive. ``service_settings()`` builds one per upstream from the
     ``HTTP_CLIENT_*`` and ``<NAME>_*`` variables. ``ValueError`` names a field out of range.
     """
 
     max_concurrent: int | None = None
+    bulkhead_wait_seconds: float = DEFAULT_BULKHEAD_WAIT_SECONDS
     circuit_breaker: bool = True
     failure_rate: float = DEFAULT_FAILURE_RATE
     slow_call_rate: float = DEFAULT_SLOW_CALL_RATE
@@ -123,8 +129,9 @@ class Resilience:
                 raise ValueError(f"Resilience.{name} must be at least 1, got {getattr(self, name)!r}")
         if self.max_concurrent is not None and self.max_concurrent < 1:
             raise ValueError(f"Resilience.max_concurrent must be at least 1 or None, got {self.max_concurrent!r}")
-        if self.retry_ratio < 0 or self.retry_min_per_second < 0:
-            raise ValueError("Resilience.retry_ratio and retry_min_per_second must be >= 0")
+        for name in ("bulkhead_wait_seconds", "retry_ratio", "retry_min_per_second"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"Resilience.{name} must be >= 0, got {getattr(self, name)!r}")
 
 
 #: The policy of a client that names none (outside Django, or without ``HTTP_CLIENT_RESILIENCE``).
@@ -201,6 +208,7 @@ class Guard:
         self._clock = clock
         self._listener = listener
         self._lock = threading.Lock()
+        self._freed = threading.Condition(self._lock)
         self._numbers = itertools.count()
         self._in_flight: dict[int, float] = {}
         self._calls = _Counts(policy.window_seconds, 3, clock)  # ended calls, failures, slow calls
@@ -225,25 +233,31 @@ class Guard:
         with self._lock:
             return len(self._in_flight)
 
-    def admit(self) -> Permit:
-        """Let one call through, or raise ``Rejected``: circuit open, or bulkhead full."""
+    def admit(self, wait: float | None = None) -> Permit:
+        """Let one call through, or raise ``Rejected``: circuit open, or bulkhead full.
+
+        ``wait``: the most seconds this caller may wait for a bulkhead permit (its deadline's
+        remaining time); the policy's ``bulkhead_wait_seconds`` bounds it. ``None``: that bound alone.
+        """
         policy = self.policy
+        wait = policy.bulkhead_wait_seconds if wait is None else min(wait, policy.bulkhead_wait_seconds)
         moved: list[Transition] = []
         try:
             with self._lock:
                 now = self._clock()
-                if policy.circuit_breaker:
-                    moved += self._advance(now)
-                    if self._state == "open":
-                        raise Rejected("circuit_open", self._open_until - now)
-                    if self._state == "half_open" and self._probes_started >= policy.half_open_calls:
-                        raise Rejected("circuit_open", DEFAULT_BUSY_RETRY_AFTER)
-                if policy.max_concurrent is not None and len(self._in_flight) >= policy.max_concurrent:
-                    held_by_slow = now - min(self._in_flight.values()) >= policy.slow_call_seconds
-                    if policy.circuit_breaker and self._state == "closed" and held_by_slow:
-                        self._calls.add(1, 0, 1)  # turned away by calls that are already slow: a slow call
-                        moved += self._judge(now)
-                    raise Rejected("bulkhead_full", DEFAULT_BUSY_RETRY_AFTER)
+                self._refuse_if_open(now, moved)
+                bound = policy.max_concurrent
+                if bound is not None and len(self._in_flight) >= bound:
+                    if wait > 0 and not self._held_by_slow(now):
+                        # Real time, not the injected clock: this blocks a thread until a permit is freed.
+                        self._freed.wait_for(lambda: len(self._in_flight) < bound, timeout=wait)
+                        now = self._clock()
+                        self._refuse_if_open(now, moved)
+                    if len(self._in_flight) >= bound:
+                        if policy.circuit_breaker and self._state == "closed" and self._held_by_slow(now):
+                            self._calls.add(1, 0, 1)  # turned away by calls that are already slow: a slow call
+                            moved += self._judge(now)
+                        raise Rejected("bulkhead_full", DEFAULT_BUSY_RETRY_AFTER)
                 probe = self._state == "half_open"
                 self._probes_started += probe
                 permit = Permit(next(self._numbers), now, probe)
@@ -254,6 +268,20 @@ class Guard:
         finally:
             self._announce(moved)
 
+    def _refuse_if_open(self, now: float, moved: list[Transition]) -> None:
+        """Raise ``Rejected("circuit_open")`` if the breaker lets no call through now."""
+        if not self.policy.circuit_breaker:
+            return
+        moved += self._advance(now)
+        if self._state == "open":
+            raise Rejected("circuit_open", self._open_until - now)
+        if self._state == "half_open" and self._probes_started >= self.policy.half_open_calls:
+            raise Rejected("circuit_open", DEFAULT_BUSY_RETRY_AFTER)
+
+    def _held_by_slow(self, now: float) -> bool:
+        """Whether the oldest call holding a permit is already slower than ``slow_call_seconds``."""
+        return bool(self._in_flight) and now - min(self._in_flight.values()) >= self.policy.slow_call_seconds
+
     def release(self, permit: Permit, *, failed: bool, first_try: bool = True) -> None:
         """The call ``permit`` let through ended: ``failed`` for a timeout, connection error or 5xx.
 
@@ -263,6 +291,7 @@ class Guard:
         with self._lock:
             now = self._clock()
             self._in_flight.pop(permit.number, None)
+            self._freed.notify()
             seconds = now - permit.started
             if not failed and first_try:
                 typical = self.typical_seconds

@@ -274,7 +274,7 @@ class HTTPClient:
             refusal = HTTPDeadlineExceeded(detail, method=method, path=path)
         elif self._guard is not None:
             try:
-                return self._guard.admit()
+                return self._guard.admit(wait=call.remaining())
             except Rejected as rejected:
                 refusal = _refused(rejected, call.upstream, method, path)
         if refusal is None:

@@ -3,14 +3,13 @@ real containers, with the neighbour paused, stopped, or answering 503 to everyth
 
 from __future__ import annotations
 
-import threading
 import uuid
 from collections.abc import Callable
 
 import pytest
-import requests
 from prometheus_client.parser import text_string_to_metric_families
 
+from tests.fleet import assert_the_fleet_held, hung_neighbour
 from tests.integration.conftest import CLIENT_DEADLINE, MARGIN, eventually
 from tests.integration.test_resilience import make_user
 
@@ -21,8 +20,6 @@ OPEN_SECONDS = 5.0
 #: A read of one ticket takes milliseconds; one stuck behind threads held by a hung neighbour waits for their
 #: deadline (CLIENT_DEADLINE). This bound on the read's timeout tells the two apart.
 READ_TIMEOUT = CLIENT_DEADLINE * 2 / 3
-#: A client that gets 503 with Retry-After waits that long, but no longer than this (the test stays short).
-MAX_BACKOFF = 1.0
 
 
 def metrics_inside(stack, service: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
@@ -57,68 +54,22 @@ def circuits_closed(stack, service: str, upstream: str, call: Callable[[], bool]
     eventually(closed, OPEN_SECONDS * 6, f"{service}'s circuit to {upstream} closed again")
 
 
-def create(session: requests.Session, stack, service: str, requester: str, timeout: float) -> requests.Response:
-    body = {"title": "t", "requester_id": requester}
-    return session.post(stack.url(service) + "/api/tickets/", json=body, headers=stack.auth, timeout=timeout)
-
-
 def test_a_hung_neighbour_leaves_unrelated_reads_fast_and_its_callers_fail_fast(stack):
     """user-service paused: 12 clients creating tickets get JSON 503s, soon from the open circuit, while 4 clients
     reading a ticket keep being answered within a fraction of the deadline; unpaused, creates work again."""
     requester = make_user(stack)
     ticket = stack.call("POST", "ticket-service", "/api/tickets/", json={"title": "t", "requester_id": requester})
     assert ticket.status_code == 201, ticket.text
-    read_url = stack.url("ticket-service") + f"/api/tickets/{ticket.json()['id']}/"
-    stop = threading.Event()
-    reads: list[int | str] = []
-    creates: list[requests.Response | str] = []
-
-    def reader() -> None:
-        with requests.Session() as session:
-            while not stop.is_set():
-                try:
-                    reads.append(session.get(read_url, headers=stack.auth, timeout=READ_TIMEOUT).status_code)
-                except requests.RequestException as exc:
-                    reads.append(type(exc).__name__)
-
-    def creator() -> None:
-        with requests.Session() as session:
-            while not stop.is_set():
-                try:
-                    response = create(session, stack, "ticket-service", requester, CLIENT_DEADLINE + MARGIN * 2)
-                except requests.RequestException as exc:
-                    creates.append(type(exc).__name__)
-                    continue
-                creates.append(response)
-                if response.status_code == 503:
-                    stop.wait(min(float(response.headers.get("Retry-After", 0)), MAX_BACKOFF))
-
-    def circuit_opened() -> bool:
-        return any(
-            isinstance(r, requests.Response) and r.status_code == 503 and "circuit" in r.json()["detail"]
-            for r in list(creates)
-        )
-
-    threads = [threading.Thread(target=reader) for _ in range(4)]
-    threads += [threading.Thread(target=creator) for _ in range(12)]
-    with stack.paused("user-service"):
-        for thread in threads:
-            thread.start()
-        try:
-            eventually(circuit_opened, 60, "a create refused by ticket-service's open circuit to user-service")
-            opened_at = len(reads)
-            eventually(lambda: len(reads) >= opened_at + 40, 30, "40 more reads while user-service hangs")
-        finally:
-            stop.set()
-            for thread in threads:
-                thread.join()
-    failed_reads = [r for r in reads if r != 200]
-    assert not failed_reads, f"{len(failed_reads)} of {len(reads)} reads failed: {failed_reads[:5]}"
-    answered = [r for r in creates if isinstance(r, requests.Response)]
-    assert len(answered) == len(creates), [r for r in creates if isinstance(r, str)][:5]
-    assert {r.status_code for r in answered} <= {503, 504}
-    refused = [r for r in answered if r.status_code == 503]
-    assert refused and all(r.json()["error"] == "upstream_unavailable" and r.headers["Retry-After"] for r in refused)
+    seen = hung_neighbour(
+        stack.url("ticket-service") + f"/api/tickets/{ticket.json()['id']}/",
+        stack.url("ticket-service") + "/api/tickets/",
+        {"title": "t", "requester_id": requester},
+        stack.auth,
+        lambda: stack.paused("user-service"),
+        read_timeout=READ_TIMEOUT,
+        create_timeout=CLIENT_DEADLINE + MARGIN * 2,
+    )
+    assert_the_fleet_held(seen)
     circuits_closed(
         stack, "ticket-service", "user-service:8000",
         lambda: stack.call("POST", "ticket-service", "/api/tickets/",

@@ -12,8 +12,15 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from devstack import SERVICES
+from tests.soak.faults import Hang
 from tests.soak.history import History, Op
 
+#: The services an operation's answer waits on besides the one it is sent to (synchronous calls between them).
+CALLS: dict[str, frozenset[str]] = {
+    "create_ticket": frozenset({"user-service"}),
+    "create_file": frozenset({"ticket-service"}),
+}
 #: Statuses a client may see: success, its own mistakes, and the gateway's clean "not now" (never a 500).
 ALLOWED_STATUSES = frozenset(range(200, 300)) | frozenset(range(400, 500)) | {502, 503, 504}
 
@@ -28,10 +35,11 @@ class Final:
     files: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
-def check(history: History, final: Final) -> list[str]:
+def check(history: History, final: Final, hangs: Iterable[Hang] = ()) -> list[str]:
     """Every violated invariant, one line each (empty: none)."""
     return [
         *answers(history),
+        *bystanders_kept_answering(history, hangs),
         *acknowledged_creates_exist(history, final),
         *idempotent_creates_stored_once(history, final),
         *deletions_hold(history, final),
@@ -48,6 +56,23 @@ def answers(history: History) -> Iterable[str]:
             yield f"answer: {op} is not an allowed status ({str(op.body)[:120]})"
         elif op.shape_error:
             yield f"answer: {op} {op.shape_error}"
+
+
+def bystanders_kept_answering(history: History, hangs: Iterable[Hang]) -> Iterable[str]:
+    """While a service hung, every other service's list answered 200 each time it was read, and every
+    operation started meanwhile that needs nothing of the hung service was answered, without a 5xx."""
+    for hang in hangs:
+        window = f"while {hang.service} hung [{hang.start:.3f}-{hang.end:.3f}]"
+        probed = {service for service, _ in hang.probes}
+        if probed != {s for s in SERVICES if s != hang.service}:
+            yield f"hang: {window}, only {sorted(probed)} were read"
+        for service, status in hang.probes:
+            if status != 200:
+                yield f"hang: {window}, {service}'s list answered {status}"
+        for op in history.ops:
+            unrelated = hang.service not in {op.service, *CALLS.get(op.kind, ())}
+            if unrelated and hang.start <= op.start <= hang.end and (op.status is None or op.status >= 500):
+                yield f"hang: {op} {window} needs nothing of it"
 
 
 def _created(history: History, kind: str) -> list[Op]:

@@ -7,27 +7,47 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
+import requests
 from docker.models.containers import Container
 
 from devstack import SERVICES
+from tests.integration.conftest import API_PATHS
 
 #: The services whose containers take faults (the edge proxy and the test-only ones do not).
 #: Seconds between two faults: uniform in this range, after the previous one healed.
 PAUSE_BETWEEN = (3.0, 7.0)
 #: Seconds a paused container stays paused.
 PAUSED_FOR = (0.5, 3.0)
+#: Seconds a hung service stays hung: past the callers' deadline and their circuit's thresholds.
+HUNG_FOR = (6.0, 10.0)
+
+
+#: Seconds a bystander probe may take to be answered while a neighbour hangs: generous, far below the hang.
+PROBE_TIMEOUT = 5.0
+
+
+@dataclass
+class Hang:
+    """A service paused from ``start`` to ``end`` (monotonic seconds, as the workload's ops), and what the
+    other services' list endpoints answered meanwhile: ``(service, status)``, status ``None`` for no answer."""
+
+    service: str
+    start: float
+    end: float = 0.0
+    probes: list[tuple[str, int | None]] = field(default_factory=list)
 
 
 class Faults:
     """A thread that injects seeded random faults into a running stack until ``stop`` is set.
 
     ``stack`` is the integration suite's ``Stack`` (containers by service, ``wait_healthy``). Each fault
-    is one of: gunicorn's workers replaced (SIGHUP to the master), a container paused, a service stopped
-    and started, a service or an outbox worker killed (SIGKILL, mid-request or mid-task) and started,
-    PostgreSQL restarted.
-    ``injected`` counts them by kind.
+    is one of: gunicorn's workers replaced (SIGHUP to the master), a container paused, a service hung
+    (paused for HUNG_FOR seconds: the first fault of every run), a service stopped and started, a service
+    or an outbox worker killed (SIGKILL, mid-request or mid-task) and started, PostgreSQL restarted.
+    ``injected`` counts them by kind; ``hangs`` holds when each hang lasted.
     """
 
     def __init__(self, stack: Any, seed: int, *, postgres: bool) -> None:
@@ -35,9 +55,11 @@ class Faults:
         self.stop = threading.Event()
         self.injected: Counter[str] = Counter()
         self.errors: list[str] = []
+        self.hangs: list[Hang] = []
         self._kinds: list[tuple[str, Callable[[], None], int]] = [
             ("replace gunicorn workers", self.replace_workers, 4),
             ("pause a service", self.pause, 3),
+            ("hang a service", self.hang, 1),
             ("stop and start a service", self.stop_start, 2),
             ("kill an outbox worker", self.kill_worker, 2),
             ("kill a service", self.kill_service, 1),
@@ -56,8 +78,14 @@ class Faults:
             raise AssertionError(f"the fault injector did not stop within {timeout} s")
 
     def _run(self) -> None:
+        first = True
         while not self.stop.wait(self.rng.uniform(*PAUSE_BETWEEN)):
-            name, inject, _ = self.rng.choices(self._kinds, [weight for *_, weight in self._kinds])[0]
+            name, inject, _ = (
+                ("hang a service", self.hang, 1)
+                if first
+                else self.rng.choices(self._kinds, [weight for *_, weight in self._kinds])[0]
+            )
+            first = False
             try:
                 inject()
                 self.injected[name] += 1
@@ -79,6 +107,31 @@ class Faults:
             time.sleep(self.rng.uniform(*PAUSED_FOR))
         finally:
             container.unpause()
+
+    def hang(self) -> None:
+        """Pause a service for HUNG_FOR seconds while reading the other services' lists, one after another."""
+        hang = Hang(self.rng.choice(SERVICES), time.monotonic())
+        container = self.stack.container(hang.service)
+        until = hang.start + self.rng.uniform(*HUNG_FOR)
+        container.pause()
+        try:
+            while time.monotonic() < until:
+                for bystander in (s for s in SERVICES if s != hang.service):
+                    hang.probes.append((bystander, self._probe(bystander)))
+        finally:
+            container.unpause()
+            hang.end = time.monotonic()
+            self.hangs.append(hang)
+
+    def _probe(self, service: str) -> int | None:
+        try:
+            return requests.get(
+                self.stack.url(service) + API_PATHS[service],
+                headers={"Authorization": f"Bearer {self.stack.token}"},
+                timeout=PROBE_TIMEOUT,
+            ).status_code
+        except requests.RequestException:
+            return None
 
     def stop_start(self) -> None:
         container = self._service()

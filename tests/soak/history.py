@@ -25,6 +25,7 @@ class Op:
     status: int | None = None  # None: no answer (connection error or client timeout)
     body: Any = None
     shape_error: str | None = None  # what was wrong with the answer's form (not JSON, no envelope)
+    service: str = ""  # the service it was sent to
 
     @property
     def acked(self) -> bool:

@@ -165,7 +165,7 @@ class Workload:
     def _send(self, session: requests.Session, op: Op, method: str, kind: str, path: str, **kwargs: Any) -> None:
         service, base = ROUTES[kind]
         headers = {**self.auth, **kwargs.pop("headers", {})}
-        op.start = time.monotonic()
+        op.service, op.start = service, time.monotonic()
         try:
             answer = session.request(
                 method, self.urls[service] + base + path, headers=headers, timeout=REQUEST_TIMEOUT, **kwargs

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import dataclasses
+import threading
+from collections.abc import Callable
+
 import pytest
 
-from shared_core._resilience import Guard, Rejected, Resilience, Transition
+from shared_core._resilience import Guard, Permit, Rejected, Resilience, Transition
 
 POLICY = Resilience(
     max_concurrent=2,
+    bulkhead_wait_seconds=0,
     failure_rate=0.5,
     slow_call_rate=0.8,
     slow_call_seconds=2.0,
@@ -201,6 +206,58 @@ def test_a_bulkhead_held_by_slow_calls_opens_the_circuit_while_they_hang(guard, 
         guard.admit()
 
 
+def in_thread(work: Callable[[], object]) -> tuple[threading.Thread, list[object]]:
+    """Start ``work`` in a thread; the list receives what it returned or raised."""
+    ended: list[object] = []
+
+    def run() -> None:
+        try:
+            ended.append(work())
+        except Rejected as exc:
+            ended.append(exc)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread, ended
+
+
+WAITING = dataclasses.replace(POLICY, max_concurrent=1, bulkhead_wait_seconds=60)
+
+
+def test_a_call_over_the_bound_waits_for_a_permit_freed_in_time(clock):
+    """A call over the bound waits (up to bulkhead_wait_seconds) and gets the permit a finished call frees."""
+    guard = Guard("u", WAITING, clock=clock)
+    holder = guard.admit()
+    waiter, ended = in_thread(guard.admit)
+    waiter.join(timeout=0.2)
+    assert waiter.is_alive() and ended == []  # waiting, not refused
+    guard.release(holder, failed=False)
+    waiter.join(timeout=10)
+    assert not waiter.is_alive() and isinstance(ended[0], Permit)
+
+
+def test_the_wait_ends_in_a_refusal_when_no_permit_is_freed(clock):
+    """Nobody releasing within bulkhead_wait_seconds: the waiting call is refused bulkhead_full."""
+    guard = Guard("u", dataclasses.replace(WAITING, bulkhead_wait_seconds=0.05), clock=clock)
+    guard.admit()
+    with pytest.raises(Rejected, match="bulkhead_full"):
+        guard.admit()
+
+
+@pytest.mark.parametrize("why", ["the caller's deadline leaves no time", "a holder is already slow"])
+def test_a_call_over_the_bound_is_refused_at_once_when_waiting_is_pointless(clock, why):
+    """No wait when the caller's deadline is spent or a call holding a permit has run slow_call_seconds."""
+    guard = Guard("u", WAITING, clock=clock)
+    guard.admit()
+    if why == "a holder is already slow":
+        clock.advance(WAITING.slow_call_seconds)
+        waiter, ended = in_thread(guard.admit)
+    else:
+        waiter, ended = in_thread(lambda: guard.admit(wait=0))
+    waiter.join(timeout=10)  # 60 s of waiting would still be going on
+    assert not waiter.is_alive() and isinstance(ended[0], Rejected) and ended[0].reason == "bulkhead_full"
+
+
 def test_no_bulkhead_when_max_concurrent_is_none(clock):
     """max_concurrent=None lets any number of calls through."""
     guard = Guard("u", Resilience(max_concurrent=None), clock=clock)
@@ -302,6 +359,7 @@ def test_each_transition_is_logged_once(guard, clock, caplog):
         ("half_open_calls", 0),
         ("max_concurrent", 0),
         ("retry_ratio", -0.1),
+        ("bulkhead_wait_seconds", -1),
     ],
 )
 def test_a_policy_out_of_range_names_its_field(field, value):

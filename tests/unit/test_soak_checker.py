@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 
 from tests.soak.checker import Final, check
+from tests.soak.faults import Hang
 from tests.soak.history import History
 
 pytestmark = pytest.mark.filterwarnings("ignore::pytest.PytestConfigWarning")
@@ -167,3 +168,42 @@ def test_a_file_deleted_with_no_deletion_of_its_own_or_its_tickets_is_a_lost_res
         notifications={"n": {"ticket_id": "t"}},
     )
     assert [v.split(":")[0] for v in check(h, final)] == ["lost restore"]
+
+
+def hang_of_users(*probes: tuple[str, int | None]) -> Hang:
+    return Hang("user-service", 10, 20, list(probes))
+
+
+ALL_READ = (("ticket-service", 200), ("communication-service", 200), ("file-service", 200))
+
+
+def sent_to(history: History, service: str, kind: str, start: float, status: int | None) -> None:
+    op(history, kind, "x", start, start + 1, status, key="k", ticket_id="t").service = service
+
+
+def test_a_hang_with_every_bystander_answering_has_no_violation():
+    """user-service hung: the others' lists answered 200, and only calls that need user-service went unanswered."""
+    h = History()
+    sent_to(h, "ticket-service", "read", 12, 200)
+    sent_to(h, "ticket-service", "create_ticket", 12, 503)  # needs user-service
+    sent_to(h, "user-service", "patch_user", 12, None)
+    sent_to(h, "file-service", "create_file", 25, None)  # after the hang
+    assert check(h, Final(), [hang_of_users(*ALL_READ)]) == []
+
+
+@pytest.mark.parametrize(
+    ("probes", "ops", "found"),
+    [
+        ((*ALL_READ[:2], ("file-service", None)), [], "file-service's list answered None"),
+        (ALL_READ[:2], [], "only ['communication-service', 'ticket-service'] were read"),
+        (ALL_READ, [("file-service", "create_file", 15, 504)], "create_file x -> 504"),
+        (ALL_READ, [("ticket-service", "delete_ticket", 11, None)], "delete_ticket x -> None"),
+    ],
+)
+def test_a_bystander_that_stopped_answering_during_a_hang_is_a_violation(probes, ops, found):
+    """A list not answered, a service never read, or an unrelated operation without an answer or with a 5xx."""
+    h = History()
+    for service, kind, start, status in ops:
+        sent_to(h, service, kind, start, status)
+    (line,) = check(h, Final(), [hang_of_users(*probes)])
+    assert line.startswith("hang: ") and found in line, line

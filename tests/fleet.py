@@ -1,0 +1,98 @@
+"""The hung-neighbour scenario, for any stack: 12 clients create tickets (each create asks user-service about its
+requester), 4 read one ticket (which asks nobody), while user-service hangs. The Compose and Swarm suites run it."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+from typing import Any
+
+import requests
+
+from shared_core.pytest_plugin import eventually
+
+#: A client that gets 503 with Retry-After waits that long, but no longer than this (the test stays short).
+MAX_BACKOFF = 1.0
+#: Reads after the first create refused by the open circuit: enough to show the reads keep going.
+READS_AFTER_OPEN = 40
+READERS, CREATORS = 4, 12
+
+
+@dataclass
+class Seen:
+    """What the clients got: a read's status (or its exception's name), each create's answer (or that name)."""
+
+    reads: list[int | str] = field(default_factory=list)
+    creates: list[requests.Response | str] = field(default_factory=list)
+
+
+def hung_neighbour(
+    read_url: str,
+    create_url: str,
+    body: Mapping[str, Any],
+    auth: Mapping[str, str],
+    hung: Callable[[], AbstractContextManager[object]],
+    *,
+    read_timeout: float,
+    create_timeout: float,
+) -> Seen:
+    """Inside ``hung()``: READERS clients GET ``read_url``, CREATORS POST ``body`` to ``create_url`` (honouring
+    Retry-After up to MAX_BACKOFF), until a create is refused by an open circuit and READS_AFTER_OPEN more reads
+    were answered or not."""
+    seen = Seen()
+    stop = threading.Event()
+
+    def reader() -> None:
+        with requests.Session() as session:
+            while not stop.is_set():
+                try:
+                    seen.reads.append(session.get(read_url, headers=dict(auth), timeout=read_timeout).status_code)
+                except requests.RequestException as exc:
+                    seen.reads.append(type(exc).__name__)
+
+    def creator() -> None:
+        with requests.Session() as session:
+            while not stop.is_set():
+                try:
+                    response = session.post(create_url, json=dict(body), headers=dict(auth), timeout=create_timeout)
+                except requests.RequestException as exc:
+                    seen.creates.append(type(exc).__name__)
+                    continue
+                seen.creates.append(response)
+                if response.status_code == 503:
+                    stop.wait(min(float(response.headers.get("Retry-After", 0)), MAX_BACKOFF))
+
+    def circuit_opened() -> bool:
+        return any(
+            isinstance(r, requests.Response) and r.status_code == 503 and "circuit" in r.json()["detail"]
+            for r in list(seen.creates)
+        )
+
+    threads = [threading.Thread(target=reader) for _ in range(READERS)]
+    threads += [threading.Thread(target=creator) for _ in range(CREATORS)]
+    with hung():
+        for thread in threads:
+            thread.start()
+        try:
+            eventually(circuit_opened, 60, "a create refused by ticket-service's open circuit to user-service")
+            opened_at = len(seen.reads)
+            eventually(lambda: len(seen.reads) >= opened_at + READS_AFTER_OPEN, 30, "reads while user-service hangs")
+        finally:
+            stop.set()
+            for thread in threads:
+                thread.join()
+    return seen
+
+
+def assert_the_fleet_held(seen: Seen) -> None:
+    """Every read answered 200; every create answered, 503 or 504; the 503s JSON upstream_unavailable with
+    Retry-After."""
+    failed_reads = [r for r in seen.reads if r != 200]
+    assert not failed_reads, f"{len(failed_reads)} of {len(seen.reads)} reads failed: {failed_reads[:5]}"
+    answered = [r for r in seen.creates if isinstance(r, requests.Response)]
+    assert len(answered) == len(seen.creates), [r for r in seen.creates if isinstance(r, str)][:5]
+    assert {r.status_code for r in answered} <= {503, 504}
+    refused = [r for r in answered if r.status_code == 503]
+    assert refused and all(r.json()["error"] == "upstream_unavailable" and r.headers["Retry-After"] for r in refused)
