@@ -8,8 +8,10 @@ in the same run:
 - ``healthy_on_vs_off_rps``: wrk creating tickets with every neighbour well, the guards (bulkhead, circuit
   breaker, retry budget) on against off: what they cost when nothing is wrong (target >= 0.97);
 - ``hung``: the neighbour paused while 12 clients create tickets and 4 read one (the issue's scenario).
-  Reads per second against the same 4 readers' with nothing wrong, the reads' p99, the creates' p99 once
-  the circuit opened (they fail fast), and how long after the neighbour came back the first create passed;
+  Reads per second against the same 4 readers' with nothing wrong, the reads' p99, the p99 of the creates
+  refused (503) once a circuit opened, how many creates after that still waited (a half-open probe, or a
+  worker whose own circuit had not opened yet), and how long after the neighbour came back the first create
+  passed;
 - ``outage``: the neighbour refusing connections (stopped): requests that reached it per create, from
   ticket-service's own http_client_attempts_total / http_client_calls_total (3.76 before the guards).
 
@@ -170,7 +172,9 @@ def hung(ticket: str, read_url: str, token: str, upstream) -> dict:
         name: sum(1 for r in rs if r[2] == 200) / PHASE_SECONDS for name, rs in (("base", baseline), ("hung", reads))
     }
     opened = min((c[0] for c in creates if c[2] == 503 and "circuit" in str(c[3][0])), default=None)
-    fast = [c[1] for c in creates if opened is not None and c[0] >= opened]
+    after = [c for c in creates if opened is not None and c[0] >= opened]
+    refused = [c[1] for c in after if c[2] == 503]
+    by_circuit = [c[1] for c in after if c[2] == 503 and "circuit" in str(c[3][0])]
     return {
         "baseline_reads_per_s": ok_rate["base"],
         "reads_per_s": ok_rate["hung"],
@@ -180,7 +184,11 @@ def hung(ticket: str, read_url: str, token: str, upstream) -> dict:
         "creates": len(creates),
         "creates_by_status": {str(s): sum(1 for c in creates if c[2] == s) for s in {c[2] for c in creates}},
         "circuit_opened_after_s": None if opened is None else opened - min(c[0] for c in creates),
-        "fail_fast_p99_ms": p99_ms(fast) if fast else None,
+        "fail_fast_p99_ms": p99_ms(refused) if refused else None,
+        "circuit_refused_p99_ms": p99_ms(by_circuit) if by_circuit else None,
+        # Let through after the first circuit opened: a half-open probe, or a worker whose circuit had not opened.
+        "slow_after_open": sum(c[1] >= 1 for c in after),
+        "after_open": len(after),
         "first_success_after_s": recovered,
     }
 

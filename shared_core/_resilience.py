@@ -8,9 +8,9 @@ transition is testable without sleeping.
 
 - **Bulkhead.** At most ``max_concurrent`` calls to the upstream at once, so a hung upstream holds
   at most that many of the process's threads. One more waits up to ``bulkhead_wait_seconds`` for a
-  permit while the calls holding them are not yet slow (a healthy burst is queued for
-  milliseconds, not turned away), and is refused (``Rejected("bulkhead_full")``) when the wait
-  ends, or at once when a holder is already slower than ``slow_call_seconds``.
+  permit (a healthy burst is queued for milliseconds, not turned away), and is refused
+  (``Rejected("bulkhead_full")``) when the wait ends, or at once when the oldest call holding a permit
+  has already run ``bulkhead_wait_seconds``: a hang keeps no thread waiting for it.
 - **Circuit breaker** (resilience4j's model, over a time-based window). Closed, it counts calls,
   failures (timeouts, connection errors, 5xx) and slow calls over the last ``window_seconds``; once
   at least ``minimum_calls`` ended and the failure rate reaches ``failure_rate`` or the slow-call rate
@@ -248,13 +248,14 @@ class Guard:
                 self._refuse_if_open(now, moved)
                 bound = policy.max_concurrent
                 if bound is not None and len(self._in_flight) >= bound:
-                    if wait > 0 and not self._held_by_slow(now):
+                    if wait > 0 and not self._held_for(now, policy.bulkhead_wait_seconds):
                         # Real time, not the injected clock: this blocks a thread until a permit is freed.
                         self._freed.wait_for(lambda: len(self._in_flight) < bound, timeout=wait)
                         now = self._clock()
                         self._refuse_if_open(now, moved)
                     if len(self._in_flight) >= bound:
-                        if policy.circuit_breaker and self._state == "closed" and self._held_by_slow(now):
+                        slow = self._held_for(now, policy.slow_call_seconds)
+                        if policy.circuit_breaker and self._state == "closed" and slow:
                             self._calls.add(1, 0, 1)  # turned away by calls that are already slow: a slow call
                             moved += self._judge(now)
                         raise Rejected("bulkhead_full", DEFAULT_BUSY_RETRY_AFTER)
@@ -278,9 +279,9 @@ class Guard:
         if self._state == "half_open" and self._probes_started >= self.policy.half_open_calls:
             raise Rejected("circuit_open", DEFAULT_BUSY_RETRY_AFTER)
 
-    def _held_by_slow(self, now: float) -> bool:
-        """Whether the oldest call holding a permit is already slower than ``slow_call_seconds``."""
-        return bool(self._in_flight) and now - min(self._in_flight.values()) >= self.policy.slow_call_seconds
+    def _held_for(self, now: float, seconds: float) -> bool:
+        """Whether the oldest call holding a permit has run ``seconds`` or more."""
+        return bool(self._in_flight) and now - min(self._in_flight.values()) >= seconds
 
     def release(self, permit: Permit, *, failed: bool, first_try: bool = True) -> None:
         """The call ``permit`` let through ended: ``failed`` for a timeout, connection error or 5xx.
@@ -345,6 +346,11 @@ class Guard:
 
     def _open(self, now: float, reason: str) -> Transition:
         self._open_until = now + self.policy.open_seconds
+        # Half-open is announced when the wait is over, even if no call comes to this process to see it:
+        # an idle worker's state gauge must not read "open" for ever after an outage.
+        timer = threading.Timer(self.policy.open_seconds, lambda: self.state)
+        timer.daemon = True
+        timer.start()
         return self._move("open", reason)
 
     def _move(self, after: State, reason: str) -> Transition:

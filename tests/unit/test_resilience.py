@@ -9,6 +9,7 @@ from collections.abc import Callable
 import pytest
 
 from shared_core._resilience import Guard, Permit, Rejected, Resilience, Transition
+from shared_core.pytest_plugin import eventually
 
 POLICY = Resilience(
     max_concurrent=2,
@@ -120,6 +121,14 @@ def test_open_circuit_refuses_with_the_time_left_then_half_opens(guard, clock, m
     clock.advance(POLICY.open_seconds)
     assert guard.admit().probe
     assert [m.after for m in moves] == ["open", "half_open"]
+
+
+def test_an_idle_open_circuit_announces_half_open_when_its_wait_is_over(moves):
+    """With no call coming, the open -> half_open transition is still heard once open_seconds passed (real clock)."""
+    guard = Guard("u", dataclasses.replace(POLICY, open_seconds=0.05), listener=moves.append)
+    for _ in range(POLICY.minimum_calls):
+        guard.release(guard.admit(), failed=True)
+    eventually(lambda: [m.after for m in moves] == ["open", "half_open"], 10, "half_open announced", lambda: moves)
 
 
 def test_half_open_admits_only_the_probes(guard, clock):
@@ -244,13 +253,13 @@ def test_the_wait_ends_in_a_refusal_when_no_permit_is_freed(clock):
         guard.admit()
 
 
-@pytest.mark.parametrize("why", ["the caller's deadline leaves no time", "a holder is already slow"])
+@pytest.mark.parametrize("why", ["the caller's deadline leaves no time", "the oldest holder ran the whole wait"])
 def test_a_call_over_the_bound_is_refused_at_once_when_waiting_is_pointless(clock, why):
-    """No wait when the caller's deadline is spent or a call holding a permit has run slow_call_seconds."""
+    """No wait when the caller's deadline is spent, or a call holding a permit has run bulkhead_wait_seconds."""
     guard = Guard("u", WAITING, clock=clock)
     guard.admit()
-    if why == "a holder is already slow":
-        clock.advance(WAITING.slow_call_seconds)
+    if why == "the oldest holder ran the whole wait":
+        clock.advance(WAITING.bulkhead_wait_seconds)
         waiter, ended = in_thread(guard.admit)
     else:
         waiter, ended = in_thread(lambda: guard.admit(wait=0))
