@@ -26,7 +26,9 @@ import statistics
 import tempfile
 import threading
 import time
+from collections import Counter
 from pathlib import Path
+from typing import NamedTuple
 
 import docker
 import requests
@@ -97,29 +99,41 @@ def neighbour(client: docker.DockerClient, image: str):
     raise RuntimeError(container.logs().decode())
 
 
-def timed(session: requests.Session, method: str, url: str, token: str, timeout: float, **kwargs) -> tuple:
-    """(started, seconds, status or None, (body, Retry-After) or None) of one request."""
+class Answer(NamedTuple):
+    """One request: when it started, how long it took, its status (``None``: no answer) and what it said."""
+
+    started: float
+    seconds: float
+    status: int | None
+    refused_by_circuit: bool = False
+    retry_after: float = 0.0
+
+
+def timed(session: requests.Session, method: str, url: str, token: str, timeout: float, **kwargs) -> Answer:
+    """Send one request and time it."""
     started = time.monotonic()
     headers = {"Authorization": f"Bearer {token}", **kwargs.pop("headers", {})}
     try:
         answer = session.request(method, url, headers=headers, timeout=timeout, **kwargs)
     except requests.RequestException:
-        return started, time.monotonic() - started, None, None
-    body = answer.json() if answer.headers.get("Content-Type", "").startswith("application/json") else None
-    return started, time.monotonic() - started, answer.status_code, (body, answer.headers.get("Retry-After"))
+        return Answer(started, time.monotonic() - started, None)
+    seconds = time.monotonic() - started
+    if answer.status_code != 503:
+        return Answer(started, seconds, answer.status_code)
+    by_circuit = "circuit" in answer.json().get("detail", "")
+    return Answer(started, seconds, 503, by_circuit, float(answer.headers.get("Retry-After", 0)))
 
 
-def clients(count: int, work, stop: threading.Event) -> tuple[list[threading.Thread], list[tuple]]:
-    """``count`` threads calling ``work(session)`` until ``stop``; each result (or its wait) lands in the list."""
-    seen: list[tuple] = []
+def clients(count: int, work, stop: threading.Event) -> tuple[list[threading.Thread], list[Answer]]:
+    """``count`` threads calling ``work(session)`` until ``stop``; each answer lands in the list."""
+    seen: list[Answer] = []
 
     def run() -> None:
         with requests.Session() as session:
             while not stop.is_set():
-                result = work(session)
-                seen.append(result)
-                if result[2] == 503 and result[3] and result[3][1]:
-                    stop.wait(min(float(result[3][1]), 1.0))  # a client that honours Retry-After, up to 1 s
+                answer = work(session)
+                seen.append(answer)
+                stop.wait(min(answer.retry_after, 1.0))  # a client that honours Retry-After, up to 1 s
 
     threads = [threading.Thread(target=run, daemon=True) for _ in range(count)]
     for thread in threads:
@@ -127,7 +141,7 @@ def clients(count: int, work, stop: threading.Event) -> tuple[list[threading.Thr
     return threads, seen
 
 
-def read_phase(read_url: str, token: str, extra=None) -> tuple[list[tuple], list[tuple]]:
+def read_phase(read_url: str, token: str, extra=None) -> tuple[list[Answer], list[Answer]]:
     """READERS reading for PHASE_SECONDS (beside ``extra(session)`` creators when given): reads, creates."""
     stop = threading.Event()
     # A connection per read, as the edge spreads requests over both gunicorn workers: a reader's kept-alive
@@ -135,7 +149,7 @@ def read_phase(read_url: str, token: str, extra=None) -> tuple[list[tuple], list
     threads, reads = clients(
         READERS, lambda s: timed(s, "GET", read_url, token, READ_TIMEOUT, headers={"Connection": "close"}), stop
     )
-    creates: list[tuple] = []
+    creates: list[Answer] = []
     if extra is not None:
         more, creates = clients(CREATORS, extra, stop)
         threads += more
@@ -154,7 +168,7 @@ def hung(ticket: str, read_url: str, token: str, upstream) -> dict:
     """The issue's scenario on one ticket-service: baseline reads, then the neighbour paused, then back."""
     create_url = f"{ticket}/api/tickets/"
 
-    def create(session: requests.Session) -> tuple:
+    def create(session: requests.Session) -> Answer:
         return timed(session, "POST", create_url, token, CREATE_TIMEOUT, json={"title": "b", "requester_id": REQUESTER})
 
     baseline, _ = read_phase(read_url, token)
@@ -165,29 +179,27 @@ def hung(ticket: str, read_url: str, token: str, upstream) -> dict:
         upstream.unpause()
     back = time.monotonic()
     with requests.Session() as session:
-        while time.monotonic() - back < 60 and create(session)[2] != 201:
+        while time.monotonic() - back < 60 and create(session).status != 201:
             time.sleep(0.05)
     recovered = time.monotonic() - back
-    ok_rate = {
-        name: sum(1 for r in rs if r[2] == 200) / PHASE_SECONDS for name, rs in (("base", baseline), ("hung", reads))
-    }
-    opened = min((c[0] for c in creates if c[2] == 503 and "circuit" in str(c[3][0])), default=None)
-    after = [c for c in creates if opened is not None and c[0] >= opened]
-    refused = [c[1] for c in after if c[2] == 503]
-    by_circuit = [c[1] for c in after if c[2] == 503 and "circuit" in str(c[3][0])]
+    base_rate, hung_rate = (sum(r.status == 200 for r in rs) / PHASE_SECONDS for rs in (baseline, reads))
+    opened = min((c.started for c in creates if c.refused_by_circuit), default=None)
+    after = [c for c in creates if opened is not None and c.started >= opened]
+    refused = [c.seconds for c in after if c.status == 503]
+    by_circuit = [c.seconds for c in after if c.refused_by_circuit]
     return {
-        "baseline_reads_per_s": ok_rate["base"],
-        "reads_per_s": ok_rate["hung"],
-        "reads_vs_baseline": ok_rate["hung"] / ok_rate["base"],
-        "read_p99_ms": p99_ms([r[1] for r in reads]),
-        "failed_reads": sum(1 for r in reads if r[2] != 200),
+        "baseline_reads_per_s": base_rate,
+        "reads_per_s": hung_rate,
+        "reads_vs_baseline": hung_rate / base_rate,
+        "read_p99_ms": p99_ms([r.seconds for r in reads]),
+        "failed_reads": sum(r.status != 200 for r in reads),
         "creates": len(creates),
-        "creates_by_status": {str(s): sum(1 for c in creates if c[2] == s) for s in {c[2] for c in creates}},
-        "circuit_opened_after_s": None if opened is None else opened - min(c[0] for c in creates),
+        "creates_by_status": {str(status): n for status, n in Counter(c.status for c in creates).items()},
+        "circuit_opened_after_s": None if opened is None else opened - min(c.started for c in creates),
         "fail_fast_p99_ms": p99_ms(refused) if refused else None,
         "circuit_refused_p99_ms": p99_ms(by_circuit) if by_circuit else None,
         # Let through after the first circuit opened: a half-open probe, or a worker whose circuit had not opened.
-        "slow_after_open": sum(c[1] >= 1 for c in after),
+        "slow_after_open": sum(c.seconds >= 1 for c in after),
         "after_open": len(after),
         "first_success_after_s": recovered,
     }
