@@ -19,10 +19,19 @@ DEFAULT_PAGE_SIZE: Final = 100
 MAX_PAGE_SIZE: Final = 1000
 
 
-#: A page cursor: the last row's ``created_at`` in microseconds since 1970 (UTC), ``_``, and its id in hex.
-CURSOR_PATTERN: Final = r"^[0-9]{1,16}_[0-9a-f]{32}$"
+#: A page cursor: the last row's ``created_at`` in microseconds since 1970 (UTC), negative before it, ``_``,
+#: and its id in hex. Eighteen digits hold every datetime from year 1 to 9999.
+CURSOR_PATTERN: Final = r"^-?[0-9]{1,18}_[0-9a-f]{32}$"
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND: Final = timedelta(microseconds=1)
+_EARLIEST: Final = datetime.min.replace(tzinfo=UTC)
+_LATEST: Final = datetime.max.replace(tzinfo=UTC)
+
+
+def _moment(micros: int) -> datetime:
+    """``micros`` since 1970 as a datetime, held to the range a datetime has (a cursor past it is still a position)."""
+    earliest, latest = (_EARLIEST - _EPOCH) // _MICROSECOND, (_LATEST - _EPOCH) // _MICROSECOND
+    return _EPOCH + min(max(micros, earliest), latest) * _MICROSECOND
 
 
 class KeysetPagination(PaginationBase):
@@ -49,7 +58,7 @@ class KeysetPagination(PaginationBase):
     def paginate_queryset(self, queryset: QuerySet[Any], pagination: Any, request: HttpRequest, **params: Any) -> Any:
         if pagination.cursor is not None:
             micros, _, key = pagination.cursor.partition("_")
-            created_at, pk = _EPOCH + int(micros) * _MICROSECOND, uuid.UUID(hex=key)
+            created_at, pk = _moment(int(micros)), uuid.UUID(hex=key)
             queryset = queryset.filter(
                 Q(created_at__lt=created_at) | Q(created_at=created_at, pk__lt=pk), created_at__lte=created_at
             )

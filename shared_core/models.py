@@ -34,11 +34,14 @@ Contract:
 
 from __future__ import annotations
 
+import copy
+import json
 import uuid
-from datetime import datetime
+from datetime import date, datetime, time, timedelta
+from decimal import Decimal
 from typing import Any
 
-from django.core.exceptions import ObjectDoesNotExist
+from django.core.exceptions import ObjectDoesNotExist, ValidationError
 from django.db import models, router
 from django.utils import timezone
 
@@ -54,9 +57,37 @@ __all__ = [
     "live_unique",
 ]
 
-#: Values compared by ``==`` to tell a changed field; anything else (a JSON dict or list, which can change in
-#: place) is always written.
-_IMMUTABLE = (str, int, float, bytes, bool, type(None), datetime, uuid.UUID)
+#: Values of one type that ``==`` compares as the database would: a field holding the same value of the same
+#: type as it was loaded with is unchanged, without asking the field.
+_IMMUTABLE = (str, int, float, bytes, bool, type(None), datetime, date, time, timedelta, Decimal, uuid.UUID)
+#: Values that can change in place (a JSON dict or list, an array): the loaded copy is a deep copy.
+_MUTABLE = (dict, list, set, bytearray)
+
+
+def _snapshot(value: Any) -> Any:
+    """``value`` as it must be kept to be compared later: a deep copy when it can change in place."""
+    return copy.deepcopy(value) if isinstance(value, _MUTABLE) else value
+
+
+def _stored(field: models.Field[Any, Any], value: Any) -> Any:
+    """What ``field`` would write for ``value``, in a form ``==`` compares exactly; a fresh object when unknown.
+
+    ``get_prep_value`` is the field's own conversion to its database value (a ``FieldFile`` to its name, a
+    date string to a date, ``1.0`` to ``1`` in an IntegerField), so two values compare equal exactly when
+    the same value would be stored. JSON is compared as its text with the keys of objects sorted, since
+    they are unordered (``1``, ``1.0`` and ``true`` differ there); bytes as bytes whatever buffer holds
+    them; and the type is part of every other form (``1 == True`` in Python). A value the field cannot
+    convert compares unequal to everything.
+    """
+    try:
+        prepared = field.get_prep_value(value)
+        if isinstance(field, models.JSONField):
+            return json.dumps(prepared, cls=field.encoder, sort_keys=True)
+    except (TypeError, ValueError, ValidationError):
+        return object()
+    if isinstance(prepared, (memoryview, bytearray)):
+        prepared = bytes(prepared)
+    return type(prepared), prepared
 
 
 class RowDeleted(ObjectDoesNotExist):
@@ -86,24 +117,29 @@ class BaseModel(models.Model):
         """
         if update_fields is not None and not update_fields:
             return  # Django's contract: an empty update_fields saves nothing
+        stamped = [f for f in self._meta.concrete_fields if getattr(f, "auto_now", False)]
         if not args and not kwargs.get("force_insert"):
             fields = self.changed_fields() if update_fields is None else list(update_fields)
             if fields is not None:
-                stamped = [f.name for f in self._meta.concrete_fields if getattr(f, "auto_now", False)]
-                update_fields = [*dict.fromkeys([*fields, *stamped])]
-        super().save(*args, update_fields=update_fields, **kwargs)
+                update_fields = [*dict.fromkeys([*fields, *(f.name for f in stamped)])]
+        stamps = {f.attname: self.__dict__.get(f.attname) for f in stamped}
+        try:
+            super().save(*args, update_fields=update_fields, **kwargs)
+        except RowDeleted:
+            self.__dict__.update(stamps)  # nothing was written: updated_at is not a change of this instance's
+            raise
         written = update_fields or [f.name for f in self._meta.concrete_fields]
         loaded = self.__dict__.setdefault("_loaded", {})
         for name in written:
             attname = self._meta.get_field(name).attname  # type: ignore[union-attr]
             if attname in self.__dict__:
-                loaded[attname] = self.__dict__[attname]
+                loaded[attname] = _snapshot(self.__dict__[attname])
 
     @classmethod
     def from_db(cls, db: str | None, field_names: Any, values: Any) -> Any:  # type: ignore[override]
         """Django's, keeping the loaded values so that ``save()`` can tell which fields changed."""
         instance = super().from_db(db, field_names, values)
-        instance.__dict__["_loaded"] = dict(zip(field_names, values, strict=True))
+        instance.__dict__["_loaded"] = {name: _snapshot(value) for name, value in zip(field_names, values, strict=True)}
         return instance
 
     def refresh_from_db(self, using: str | None = None, fields: Any = None, from_queryset: Any = None) -> None:
@@ -112,10 +148,16 @@ class BaseModel(models.Model):
         loaded = self.__dict__.get("_loaded")
         if loaded is not None:
             names = fields or [f.attname for f in self._meta.concrete_fields]
-            loaded.update({name: getattr(self, name) for name in names if name in self.__dict__})
+            loaded.update({name: _snapshot(getattr(self, name)) for name in names if name in self.__dict__})
 
     def changed_fields(self) -> list[str] | None:
-        """Names of the fields set since the row was loaded; ``None`` for a row that was not loaded."""
+        """Names of the fields whose database value changed since the row was loaded (or saved).
+
+        ``None`` for a row that was not loaded. A field counts as changed when the value it would write now
+        differs from the one it was loaded with, whatever its type: assigning an equal value (a date string
+        equal to the stored date, ``Decimal("1.0")`` for ``1.00``) is not a change, and a JSON value or
+        array changed in place is one.
+        """
         loaded = self.__dict__.get("_loaded")
         if loaded is None or self._state.adding:
             return None
@@ -124,7 +166,9 @@ class BaseModel(models.Model):
             if field.primary_key or field.attname not in loaded or field.attname not in self.__dict__:
                 continue
             before, now = loaded[field.attname], self.__dict__[field.attname]
-            if not isinstance(now, _IMMUTABLE) or type(before) is not type(now) or before != now:
+            if type(before) is type(now) and isinstance(now, _IMMUTABLE) and before == now:
+                continue
+            if _stored(field, before) != _stored(field, now):
                 changed.append(field.name)
         return changed
 
@@ -142,7 +186,11 @@ class BaseModel(models.Model):
         return self.soft_delete(using=using)
 
     def soft_delete(self, using: str | None = None) -> DeleteResult:
-        """Mark this row and its BaseModel CASCADE children deleted; ``(0, {})`` if already deleted."""
+        """Mark this row and its BaseModel CASCADE children deleted; ``(0, {})`` if already deleted.
+
+        When another request deleted it first, the instance then holds the row as stored (but for fields
+        set and not saved yet).
+        """
         if self.is_deleted:
             return 0, {}
         db = using or router.db_for_write(type(self), instance=self)
@@ -151,23 +199,34 @@ class BaseModel(models.Model):
         if result[0]:
             self.is_deleted, self.deleted_at, self.updated_at = True, stamp, stamp
             self._forget_changes("is_deleted", "deleted_at", "updated_at")
+        else:
+            self._reload_unchanged(db)  # another request deleted it first
         return result
+
+    def _reload_unchanged(self, db: str) -> None:
+        """Hold the row as stored now, in every field but those set here and not yet saved."""
+        changed = set(self.changed_fields() or ())
+        self.refresh_from_db(using=db, fields=[f.attname for f in self._meta.concrete_fields if f.name not in changed])
 
     def _forget_changes(self, *attnames: str) -> None:
         """Count ``attnames`` as loaded with their current values (a bulk UPDATE wrote them)."""
         loaded = self.__dict__.get("_loaded")
         if loaded is not None:
-            loaded.update({name: getattr(self, name) for name in attnames})
+            loaded.update({name: _snapshot(getattr(self, name)) for name in attnames})
 
     def restore(self, using: str | None = None) -> DeleteResult:
-        """Undo the deletion that took this row, with exactly the rows it cascaded to."""
+        """Undo the deletion that took this row, with exactly the rows it cascaded to.
+
+        Afterwards the instance holds the row as stored (but for fields set and not saved yet), also when
+        another request restored it first (then ``(0, {})``): an API that answers the instance answers the
+        row's state, never a stale copy.
+        """
         if not self.is_deleted or self.deleted_at is None:
             return 0, {}
         db = using or router.db_for_write(type(self), instance=self)
         roots = type(self).all_objects.using(db).filter(pk=self.pk, is_deleted=True, deleted_at=self.deleted_at)
         result = restore(type(self), roots, self.deleted_at, db)
-        if result[0]:
-            self.refresh_from_db(using=db, fields=["is_deleted", "deleted_at", "updated_at"])
+        self._reload_unchanged(db)  # the row as it is now, whichever request restored it
         return result
 
     def hard_delete(self, using: str | None = None, keep_parents: bool = False) -> tuple[int, dict[str, int]]:

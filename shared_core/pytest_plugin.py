@@ -40,6 +40,7 @@ if TYPE_CHECKING:
     from docker.models.containers import Container
 
 __all__ = [
+    "DEFAULT_CALL_TIMEOUT",
     "DEFAULT_HEALTHY_WITHIN",
     "ComposeStack",
     "compose_command",
@@ -57,6 +58,8 @@ __all__ = [
 
 #: Seconds a container may take to report healthy (a busy 2-core machine builds and starts slowly).
 DEFAULT_HEALTHY_WITHIN: Final = 180.0
+#: Seconds ``ComposeStack.call`` waits for an answer unless it is given ``timeout=``.
+DEFAULT_CALL_TIMEOUT: Final = 30.0
 
 T = TypeVar("T")
 
@@ -108,12 +111,16 @@ class ComposeStack:
         return f"http://127.0.0.1:{published}"
 
     def call(self, method: str, service: str, path: str, **kwargs: Any) -> requests.Response:
-        """A call from the host to ``service`` (with the stack's token as a bearer token, when it has one)."""
+        """A call from the host to ``service`` (with the stack's token as a bearer token, when it has one).
+
+        ``kwargs`` go to ``requests.request``; ``timeout`` is ``DEFAULT_CALL_TIMEOUT`` unless given.
+        """
         import requests
 
         headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
         headers.update(kwargs.pop("headers", {}))
-        return requests.request(method, self.url(service) + path, headers=headers, timeout=30, **kwargs)
+        timeout = kwargs.pop("timeout", DEFAULT_CALL_TIMEOUT)
+        return requests.request(method, self.url(service) + path, headers=headers, timeout=timeout, **kwargs)
 
     def ready(self, container: Container) -> bool:
         """Whether ``container`` counts as up: its healthcheck says healthy (a subclass may ask more)."""
@@ -262,8 +269,21 @@ def compose_stack(
             stack = compose_stack_class(client, compose_project, compose, token=compose_token)
             stack.wait_healthy()
             yield stack
-        finally:  # also when the stack never came up: nothing of this run is left behind
-            executor.execute("down -v --remove-orphans")
+        except BaseException as error:  # also when the stack never came up: nothing of this run is left behind
+            _down(executor, error)
+            raise
+        _down(executor, None)
+
+
+def _down(executor: Any, error: BaseException | None) -> None:
+    """``down`` the stack with its volumes and the images it built; with ``error`` in flight, a failure of
+    ``down`` becomes a note on it instead of hiding it."""
+    try:
+        executor.execute("down -v --remove-orphans --rmi local")
+    except Exception as failure:
+        if error is None:
+            raise
+        error.add_note(f"and then compose down failed: {failure}")
 
 
 @pytest.fixture
@@ -288,7 +308,10 @@ def pytest_runtest_makereport(
     funcargs = getattr(item, "funcargs", {})
     stack = next((value for value in funcargs.values() if isinstance(value, ComposeStack)), None)
     if report.failed and stack is not None:
-        for container in stack.all_containers():
-            tail = container.logs(tail=25).decode(errors="replace")
-            report.sections.append((f"container {container.name} (last 25 lines)", tail))
+        try:
+            for container in stack.all_containers():
+                tail = container.logs(tail=25).decode(errors="replace")
+                report.sections.append((f"container {container.name} (last 25 lines)", tail))
+        except Exception as exc:  # the engine is gone or the stack half removed: the test's own report stands
+            report.sections.append(("container logs", f"not available: {type(exc).__name__}: {exc}"))
     return report

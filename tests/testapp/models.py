@@ -59,3 +59,34 @@ class Receipt(BaseModel):
 
     class Meta:
         constraints = [live_unique("idempotency_key")]
+
+
+class Specimen(BaseModel):
+    """One of every concrete Django field type that a service sets (ImageField is FileField's, minus Pillow)."""
+
+    label = models.CharField(max_length=50, default="")
+    big = models.BigIntegerField(default=0)
+    blob = models.BinaryField(default=b"")
+    flag = models.BooleanField(default=False)
+    day = models.DateField(null=True)
+    moment = models.DateTimeField(null=True)
+    amount = models.DecimalField(max_digits=9, decimal_places=2, null=True)
+    span = models.DurationField(null=True)
+    email = models.EmailField(default="")
+    upload = models.FileField(upload_to="specimens/", blank=True, default="")
+    path = models.FilePathField(path="/tmp", blank=True, default="")
+    ratio = models.FloatField(default=0.0)
+    address = models.GenericIPAddressField(null=True)
+    number = models.IntegerField(default=0)
+    data = models.JSONField(default=dict)
+    positive_big = models.PositiveBigIntegerField(default=0)
+    positive = models.PositiveIntegerField(default=0)
+    positive_small = models.PositiveSmallIntegerField(default=0)
+    slug = models.SlugField(default="")
+    small = models.SmallIntegerField(default=0)
+    text = models.TextField(default="")
+    clock = models.TimeField(null=True)
+    url = models.URLField(default="")
+    token = models.UUIDField(null=True)
+    author = models.ForeignKey(Author, on_delete=models.SET_NULL, null=True, related_name="+")
+    twin = models.OneToOneField(Author, on_delete=models.SET_NULL, null=True, related_name="+")

@@ -3,8 +3,20 @@
 from collections.abc import Iterator
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 from shared_core.testing import Upstream, set_testing
+
+# Property tests are bounded by examples, never by time (no per-example deadline on a busy CI machine), and
+# leave no example database behind: each run draws afresh, and a failure prints its reproducing example.
+settings.register_profile(
+    "shared-core",
+    max_examples=100,
+    deadline=None,
+    database=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+settings.load_profile("shared-core")
 
 
 @pytest.fixture

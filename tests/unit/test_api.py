@@ -1,10 +1,15 @@
 """shared_core.api on django-ninja: the error envelope, input that databases refuse, pagination, idempotency."""
 
 import json
+import re
+from datetime import UTC, datetime
 
 import pytest
 from django.test import Client
+from hypothesis import given
+from hypothesis import strategies as st
 
+from shared_core._pagination import CURSOR_PATTERN, _moment, cursor_after
 from shared_core.clients import Resilience
 from shared_core.testing import Reply, Upstream, set_testing, undocumented_routes
 from tests.testapp.models import Author, Receipt
@@ -82,10 +87,11 @@ def test_keyset_pages_reach_every_row_once_even_with_equal_timestamps(client):
 
 @pytest.mark.django_db
 @pytest.mark.parametrize(
-    "cursor", ["nope", "12_" + "0" * 31, "-1_" + "0" * 32, "1" * 17 + "_" + "0" * 32, "1_" + "G" * 32]
+    "cursor",
+    ["nope", "12_" + "0" * 31, "--1_" + "0" * 32, "+1_" + "0" * 32, "1" * 19 + "_" + "0" * 32, "1_" + "G" * 32],
 )
 def test_a_malformed_cursor_is_400_naming_it(client, cursor):
-    """A cursor not of the form <microseconds>_<32 hex digits> is a 400 naming cursor."""
+    """A cursor not of the form [-]<microseconds>_<32 hex digits> is a 400 naming cursor."""
     response = client.get("/api/t/authors/", {"cursor": cursor})
     assert response.status_code == 400 and response.json()["field"] == "cursor"
 
@@ -95,7 +101,35 @@ def test_any_well_formed_cursor_is_a_position(client):
     """A well-formed cursor that no page gave still answers 200: rows before that time and id, maybe none."""
     Author.objects.create(name="a", email="a@x.org")
     assert client.get("/api/t/authors/", {"cursor": "0_" + "0" * 32}).json() == {"results": [], "next": None}
-    assert len(client.get("/api/t/authors/", {"cursor": "9" * 16 + "_" + "f" * 32}).json()["results"]) == 1
+    assert len(client.get("/api/t/authors/", {"cursor": "9" * 18 + "_" + "f" * 32}).json()["results"]) == 1
+    assert client.get("/api/t/authors/", {"cursor": "-" + "9" * 18 + "_" + "f" * 32}).json()["results"] == []
+
+
+@pytest.mark.django_db
+def test_pages_reach_rows_from_year_1_to_9999(client):
+    """Rows created before 1970 (negative cursors) and at the ends of the calendar are all reached, once each."""
+    moments = [datetime.min, datetime(1969, 12, 31, 23, 59, 59, 999999), datetime(1970, 1, 1), datetime.max]
+    Author.objects.bulk_create(
+        Author(name=f"a{i}", email=f"a{i}@example.com", created_at=moment.replace(tzinfo=UTC))
+        for i, moment in enumerate(moments)
+    )
+    seen, cursor = [], None
+    while True:
+        response = client.get("/api/t/authors/", {"limit": 1, **({"cursor": cursor} if cursor else {})})
+        assert response.status_code == 200, response.content
+        seen += [row["name"] for row in response.json()["results"]]
+        if (cursor := response.json()["next"]) is None:
+            break
+    assert seen == ["a3", "a2", "a1", "a0"]
+
+
+@given(st.datetimes(timezones=st.just(UTC)), st.uuids())
+def test_every_next_cursor_is_accepted_back_at_the_time_it_names(moment, key):
+    """For any created_at from year 1 to 9999, the cursor matches CURSOR_PATTERN and names that instant."""
+    cursor = cursor_after(Author(created_at=moment, id=key))
+    assert re.fullmatch(CURSOR_PATTERN, cursor)
+    micros, _, hex_key = cursor.partition("_")
+    assert _moment(int(micros)) == moment and hex_key == key.hex
 
 
 @pytest.mark.django_db

@@ -485,3 +485,33 @@ def test_a_row_created_here_then_changed_writes_only_the_change():
         author.save()
     (update,) = [q for q in sql_of(ctx) if q.startswith("UPDATE")]
     assert '"NAME"' in update and '"EMAIL"' not in update.split("WHERE")[0]
+
+
+def test_a_restore_that_lost_the_race_holds_the_live_row():
+    """Two copies of a deleted row restored in turn: the second restores nothing and holds the live row."""
+    author = make_author()
+    author.soft_delete()
+    first, second = Author.all_objects.get(pk=author.pk), Author.all_objects.get(pk=author.pk)
+    assert first.restore()[0] == 1
+    Author.objects.filter(pk=author.pk).update(name="Renamed")
+    assert second.restore() == (0, {})
+    assert (second.is_deleted, second.deleted_at, second.name) == (False, None, "Renamed")
+
+
+def test_a_delete_that_lost_the_race_holds_the_deleted_row():
+    """Two copies of a live row deleted in turn: the second deletes nothing and holds the first's stamp."""
+    author = make_author()
+    first, second = Author.objects.get(pk=author.pk), Author.objects.get(pk=author.pk)
+    first.soft_delete()
+    assert second.soft_delete() == (0, {})
+    assert (second.is_deleted, second.deleted_at) == (True, first.deleted_at)
+
+
+def test_a_save_refused_for_a_deleted_row_leaves_no_change_behind():
+    """After RowDeleted, the instance's updated_at is as loaded: changed_fields() lists only what was set."""
+    author = make_author()
+    loaded = Author.objects.get(pk=author.pk)
+    Author.objects.get(pk=author.pk).soft_delete()
+    with pytest.raises(RowDeleted), transaction.atomic():
+        loaded.save()
+    assert loaded.changed_fields() == []
