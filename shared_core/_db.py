@@ -37,7 +37,9 @@ __all__ = ["QUERY_CANCELED_SQLSTATE", "cut_at_deadline", "schema_is_current", "s
 
 #: PostgreSQL's SQLSTATE for a statement cancelled by ``statement_timeout``.
 QUERY_CANCELED_SQLSTATE: Final = "57014"
-_SET_TIMEOUT: Final = "SELECT set_config('statement_timeout', %s, false)"
+#: Inside a transaction the value is transaction-local (``is_local``), so neither a commit nor a rollback
+#: carries it past the transaction; outside one it is the session's until ``reset``.
+_SET_TIMEOUT: Final = "SELECT set_config('statement_timeout', %s, %s)"
 _current_schemas: set[str] = set()
 
 
@@ -89,7 +91,8 @@ class _StatementDeadline:
         connection: BaseDatabaseWrapper = context["connection"]
         if connection.vendor != "postgresql":
             return execute(sql, params, many, context)
-        _own_statement(connection, context["cursor"].cursor, _SET_TIMEOUT, [f"{max(1, math.ceil(remaining * 1000))}ms"])
+        budget = f"{max(1, math.ceil(remaining * 1000))}ms"
+        _own_statement(connection, context["cursor"].cursor, _SET_TIMEOUT, [budget, connection.in_atomic_block])
         self.touched.add(connection)
         try:
             return execute(sql, params, many, context)
@@ -99,15 +102,22 @@ class _StatementDeadline:
             raise
 
     def reset(self) -> None:
-        """Give each connection it bounded its default ``statement_timeout`` back (best effort)."""
+        """Give each connection it bounded its default ``statement_timeout`` back (best effort).
+
+        Also inside a transaction that is still open, so its later statements run unbounded: the RESET is
+        part of that transaction, and a rollback of it leaves only what was set before it began (nothing
+        of ours, when the whole deadline ran inside it). A transaction already failed is left alone: its
+        rollback undoes the transaction-local values.
+        """
         for connection in self.touched:
-            if connection.connection is None or connection.in_atomic_block:
+            if connection.connection is None or connection.needs_rollback:
                 continue
             try:
                 with connection.cursor() as cursor:
                     _own_statement(connection, cursor.cursor, "RESET statement_timeout")
             except DatabaseError:
-                connection.close_if_unusable_or_obsolete()
+                if not connection.in_atomic_block:  # closing would break the caller's transaction
+                    connection.close_if_unusable_or_obsolete()
 
 
 @contextmanager

@@ -220,13 +220,20 @@ def _propagate(
 
 
 def _send(
-    signal: Signal, counts: Counter[type[models.Model]], marked: Mapping[str, Any], using: str, stamp: datetime
+    signal: Signal,
+    counts: Counter[type[models.Model]],
+    marked: Mapping[str, Any],
+    using: str,
+    stamp: datetime,
+    shown: Mapping[str, Any] | None = None,
 ) -> None:
     """Send ``signal`` once for every row this change marked, read in keyset chunks of ``DEFAULT_SIGNAL_CHUNK_SIZE``.
 
     The rows are found by the mark the change left (its stamp), not by a
     list of keys, so the statements stay bounded and rows that a concurrent
-    change took first are never announced twice.
+    change took first are never announced twice. ``shown``: values each
+    instance holds (as loaded) instead of the stored ones, when the mark is
+    not the row's final state.
     """
     for model in counts:
         if not signal.has_listeners(model):
@@ -235,6 +242,9 @@ def _send(
         chunk = list(rows[:DEFAULT_SIGNAL_CHUNK_SIZE])
         while chunk:
             for row in chunk:
+                if shown:
+                    row.__dict__.update(shown)
+                    row.__dict__.get("_loaded", {}).update(shown)
                 signal.send(sender=model, instance=row, using=using, deleted_at=stamp)
             full = len(chunk) == DEFAULT_SIGNAL_CHUNK_SIZE
             chunk = list(rows.filter(pk__gt=chunk[-1].pk)[:DEFAULT_SIGNAL_CHUNK_SIZE]) if full else []
@@ -260,14 +270,18 @@ def soft_delete(model: type[models.Model], roots: models.QuerySet[Any], using: s
 
 
 def restore(model: type[models.Model], roots: models.QuerySet[Any], stamp: datetime, using: str) -> DeleteResult:
-    now = timezone.now()
-    values = {"is_deleted": False, "deleted_at": None, "updated_at": now}
-    marked = {"is_deleted": False, "updated_at": now}
+    # The restored rows keep the deletion's stamp until the last statement: live with that stamp marks them
+    # while receivers run, whatever those write (a receiver's save() moves updated_at, never deleted_at).
+    # Other transactions never see the mark; each model costs one more UPDATE.
+    values = {"is_deleted": False, "updated_at": timezone.now()}
+    marked = {"is_deleted": False, "deleted_at": stamp}
     counts: Counter[type[models.Model]] = Counter()
     with transaction.atomic(using=using, savepoint=False):
         changed = _update(roots, values)
         if changed:
             counts[model] += changed
             _propagate(model, marked, {"is_deleted": True, "deleted_at": stamp}, values, using, counts)
-            _send(post_restore, counts, marked, using, stamp)
+            _send(post_restore, counts, marked, using, stamp, shown={"deleted_at": None})
+            for restored in counts:
+                _update(restored._base_manager.using(using).filter(**marked), {"deleted_at": None})
     return _result(counts)

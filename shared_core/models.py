@@ -18,9 +18,11 @@ Contract:
   one that commits second changes nothing, and each row keeps the stamp of the
   deletion that took it.
 - Cost: one UPDATE per model in the cascade (per relation and depth), whatever
-  the number of rows. With ``post_soft_delete`` / ``post_restore`` receivers
-  connected, add one SELECT per ``DEFAULT_SIGNAL_CHUNK_SIZE`` rows of each model that
-  has receivers; rows are found by the deletion's stamp, never by a key list.
+  the number of rows; a restore adds one per model, which clears the stamp
+  last, so its rows stay marked while receivers run, whatever they write.
+  With ``post_soft_delete`` / ``post_restore`` receivers connected, add one
+  SELECT per ``DEFAULT_SIGNAL_CHUNK_SIZE`` rows of each model that has
+  receivers; rows are found by the deletion's stamp, never by a key list.
 - ``save()`` of a row loaded from the database writes only the fields that
   changed since it was loaded (plus ``updated_at``), in an UPDATE that also
   requires the row to be live still. Two requests changing different fields

@@ -515,3 +515,26 @@ def test_a_save_refused_for_a_deleted_row_leaves_no_change_behind():
     with pytest.raises(RowDeleted), transaction.atomic():
         loaded.save()
     assert loaded.changed_fields() == []
+
+
+def test_a_restore_receiver_that_writes_rows_never_hides_later_ones(monkeypatch):
+    """A post_restore receiver that updates every chapter of the book: each restored chapter is still announced."""
+    monkeypatch.setattr("shared_core._softdelete.DEFAULT_SIGNAL_CHUNK_SIZE", 2)
+    author = make_author()
+    book = Book.objects.create(author=author, title="b")
+    chapters = {Chapter.objects.create(book=book, number=i).pk for i in range(5)}
+    author.delete()
+    seen: list[object] = []
+
+    def receiver(sender, instance, **kwargs):
+        seen.append(instance.pk)
+        assert (instance.is_deleted, instance.deleted_at) == (False, None)
+        Chapter.objects.filter(book_id=instance.book_id).update(number=99)
+
+    post_restore.connect(receiver, sender=Chapter)
+    try:
+        Author.all_objects.get(pk=author.pk).restore()
+    finally:
+        post_restore.disconnect(receiver, sender=Chapter)
+    assert sorted(map(str, seen)) == sorted(map(str, chapters))
+    assert not Chapter.all_objects.filter(deleted_at__isnull=False).exists()
