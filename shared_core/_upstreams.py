@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from functools import lru_cache
+import threading
 
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
@@ -35,12 +35,28 @@ def upstream(name: str) -> HTTPClient:
     return _client(urls[name], policy)
 
 
-@lru_cache(maxsize=64)
+#: The clients made so far, by URL and policy; bounded by the settings, and emptied when they change.
+_clients: dict[tuple[str, Resilience | None], HTTPClient] = {}
+_clients_lock = threading.Lock()
+
+
 def _client(url: str, policy: Resilience | None) -> HTTPClient:
-    return HTTPClient(url, resilience=policy)
+    with _clients_lock:
+        client = _clients.get((url, policy))
+        if client is None:
+            client = _clients[url, policy] = HTTPClient(url, resilience=policy)
+        return client
 
 
 @receiver(setting_changed)
 def _forget_clients(*, setting: str, **_: object) -> None:
+    """Drop the clients the changed setting made stale, closing their pooled connections.
+
+    A call still running on one finishes on its connection, which is closed when it comes back.
+    """
     if setting in ("UPSTREAMS", "UPSTREAM_RESILIENCE", "SERVICE_AUTH_TOKEN") or setting.startswith("HTTP_CLIENT_"):
-        _client.cache_clear()
+        with _clients_lock:
+            stale = list(_clients.values())
+            _clients.clear()
+        for client in stale:
+            client.close()

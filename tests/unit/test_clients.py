@@ -317,3 +317,19 @@ def test_testing_switch_skips_backoff_sleeps(upstream):
     start = time.monotonic()
     assert client_for(upstream, backoff_factor=0.5, deadline=None).get("/s").status_code == 200
     assert time.monotonic() - start >= 0.95  # 0.5 * 2 s before the second retry: sleeps are really taken
+
+
+def test_a_settings_change_closes_the_upstream_clients_it_made_stale(upstream, settings):
+    """upstream() keeps one client per URL; changing UPSTREAMS closes its pooled connections and makes a new one."""
+    from shared_core.clients import upstream as neighbour
+
+    settings.SERVICE_AUTH_TOKEN = TOKEN
+    settings.UPSTREAMS = {"neighbour": upstream.url}
+    first = neighbour("neighbour")
+    assert neighbour("neighbour") is first and first.get("/x").status_code == 200
+    pools = first._session.get_adapter(upstream.url).poolmanager.pools
+    assert len(pools) == 1  # the kept-alive connection's pool
+    settings.UPSTREAMS = {"neighbour": upstream.url, "other": upstream.url}
+    assert len(pools) == 0  # closed, not left to the garbage collector
+    second = neighbour("neighbour")
+    assert second is not first and second.get("/x").status_code == 200
