@@ -50,6 +50,7 @@ __all__ = [
     "ProtocolMiddleware",
     "RequestContextMiddleware",
     "ServiceTokenMiddleware",
+    "bearer_caller",
     "callers",
     "match_token",
 ]
@@ -213,7 +214,7 @@ class ServiceTokenMiddleware:
     def __call__(self, request: HttpRequest) -> HttpResponse:
         if request.path in self.exempt:
             return self.get_response(request)
-        caller = self._caller(request.headers.get("Authorization", ""))
+        caller = bearer_caller(request.headers.get("Authorization", ""), self.accepted)
         if caller is None:
             refused = json_error(401, "unauthorized", "a valid service token is required")
             refused["WWW-Authenticate"] = 'Bearer realm="service"'
@@ -223,11 +224,14 @@ class ServiceTokenMiddleware:
         response[CALLER_HEADER] = caller
         return response
 
-    def _caller(self, authorization: str) -> str | None:
-        scheme, _, given = authorization.partition(" ")
-        if scheme.lower() != "bearer" or not given:
-            return None
-        return match_token(given, self.accepted)
+
+def bearer_caller(authorization: str, accepted: list[tuple[str, bytes]] | None = None) -> str | None:
+    """The caller an ``Authorization: Bearer <token>`` header names, among ``accepted`` (default: the
+    settings'), or ``None`` for any other header."""
+    scheme, _, given = authorization.partition(" ")
+    if scheme.lower() != "bearer" or not given:
+        return None
+    return match_token(given, accepted)
 
 
 def match_token(given: str, accepted: list[tuple[str, bytes]] | None = None) -> str | None:

@@ -9,11 +9,13 @@ those headers first and answers such a request 400 with the JSON envelope
 
 Django also reads a body only as far as ``Content-Length`` says, so a
 ``Transfer-Encoding: chunked`` body would reach the view empty. The guard
-reads such a body first (gunicorn has already de-chunked it), into memory up
-to ``DEFAULT_SPOOL_BYTES`` and a temporary file beyond, and hands Django the
-length. A body over the service's largest accepted size
-(``FILE_UPLOAD_MAX_BYTES`` plus ``DEFAULT_MULTIPART_OVERHEAD``, or
-``DATA_UPLOAD_MAX_MEMORY_SIZE`` if larger) is 413, read no further; so is
+reads such a body first when the request carries a known caller's token
+(gunicorn has already de-chunked it), into memory up to
+``DEFAULT_SPOOL_BYTES`` and a temporary file beyond, and hands Django the
+length; without a token the answer is 401 and the body is only drained, so
+nothing of a stranger's is spooled. A body over the service's largest
+accepted size (``FILE_UPLOAD_MAX_BYTES`` plus ``DEFAULT_MULTIPART_OVERHEAD``,
+or ``DATA_UPLOAD_MAX_MEMORY_SIZE`` if larger) is 413, read no further; so is
 a body whose ``Content-Length`` declares more, before a byte of it is read.
 
 A body the view left unread (a 413 or a 401 answered before reading it) is
@@ -35,6 +37,7 @@ from django.core.wsgi import get_wsgi_application as _django_application
 from django.utils.http import parse_header_parameters
 
 from shared_core._errors import envelope
+from shared_core._middleware import bearer_caller
 from shared_core.context import REQUEST_ID_HEADER, new_request_id, valid_request_id
 from shared_core.settings import DEFAULT_UPLOAD_MAX_BYTES
 
@@ -64,7 +67,10 @@ def _guarded(handler: WSGIHandler) -> WSGIApplication:
         except ValueError:
             return _reject(environ, start_response, "Content-Type has a parameter that cannot be parsed")
         limit, declared = _body_limit(), environ.get("CONTENT_LENGTH") or ""
+        # Only a known caller's chunked body is read ahead (into memory, then a temporary file); anyone
+        # else is answered 401 by the token check without it, and its body is only drained.
         chunked = "chunked" in environ.get("HTTP_TRANSFER_ENCODING", "").lower() and not declared
+        chunked = chunked and bearer_caller(environ.get("HTTP_AUTHORIZATION", "")) is not None
         if (declared.isdigit() and int(declared) > limit) or (chunked and not _buffer_chunked_body(environ, limit)):
             return _reject(environ, start_response, "the body is larger than the service accepts", 413)
         response = handler(environ, start_response)

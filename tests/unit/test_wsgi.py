@@ -70,9 +70,46 @@ def test_a_chunked_body_over_the_limit_is_413_unread_past_it(settings):
     settings.FILE_UPLOAD_MAX_BYTES, settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 10, 10
     stream = io.BytesIO(b"x" * 1_000_000)
     chunked = {"REQUEST_METHOD": "POST", "PATH_INFO": "/api/t/when/", "HTTP_TRANSFER_ENCODING": "chunked"}
-    status, _, body = call({**chunked, "wsgi.input": stream})
+    status, _, body = call({**chunked, "HTTP_AUTHORIZATION": "Bearer unit-test-service-token", "wsgi.input": stream})
     assert status.startswith("413") and body["error"] == "too_large"
     assert stream.tell() < 200_000
+
+
+class Recording(io.BytesIO):
+    """A request body that notes whether any of it was read before the answer was started."""
+
+    def __init__(self, raw: bytes, answered: dict[str, Any]) -> None:
+        super().__init__(raw)
+        self.answered, self.read_early = answered, False
+
+    def read(self, size: int | None = -1) -> bytes:
+        self.read_early = self.read_early or "status" not in self.answered
+        return super().read(size)
+
+
+@pytest.mark.django_db  # Django's request signals close old database connections
+@pytest.mark.parametrize("authorization", [None, "Bearer not-a-known-token", "Basic dXNlcjpwdw=="])
+def test_a_strangers_chunked_body_is_never_read_ahead(authorization):
+    """Without a known caller's token, a chunked body is not spooled before the 401: only drained after it."""
+    answered: dict[str, Any] = {}
+    stream = Recording(b"x" * 2_000_000, answered)
+    environ = {
+        "REQUEST_METHOD": "POST",
+        "PATH_INFO": "/api/t/when/",
+        "SERVER_NAME": "testserver",
+        "SERVER_PORT": "80",
+        "wsgi.url_scheme": "http",
+        "HTTP_TRANSFER_ENCODING": "chunked",
+        "wsgi.input": stream,
+        **({"HTTP_AUTHORIZATION": authorization} if authorization else {}),
+    }
+
+    def start_response(status: str, headers: list[tuple[str, str]]) -> None:
+        answered["status"] = status
+
+    body = json.loads(b"".join(get_wsgi_application()(environ, start_response)))
+    assert answered["status"].startswith("401") and body["error"] == "unauthorized"
+    assert not stream.read_early
 
 
 @pytest.mark.django_db  # Django's request signals close old database connections
