@@ -110,6 +110,13 @@ class Swarm:
         """``path`` of ``service`` through the edge proxy's host-mode port on 127.0.0.1."""
         return f"http://127.0.0.1:{self.ports[service]}{path}"
 
+    def routed(self, service: str) -> bool:
+        """Whether the edge reaches a ready replica of ``service`` (its /readyz answers 200 through the edge)."""
+        try:
+            return requests.get(self.url(service, "/readyz"), timeout=10).status_code == 200
+        except requests.RequestException:
+            return False
+
     def psql(self, database: str, sql: str, value: str) -> list[str]:
         """Rows of ``sql`` in ``database`` (one per line, |-separated), where ``:'value'`` is ``value`` quoted by psql.
 
@@ -308,6 +315,10 @@ def swarm(engine: docker.DockerClient, releases: dict[str, Release]) -> Iterator
     current = releases["current"]
     try:
         deployed.tool("deploy", current)
+        # Every replica is healthy now; the edge learns their addresses when it next resolves the names
+        # (PROXY_RESOLVER_VALID), so the suite starts once the edge reaches each service.
+        for service in SERVICES:
+            eventually(lambda service=service: deployed.routed(service), SWARM_WAIT, f"the edge reaches {service}")
         for name in (*ROLLED, "proxy", "postgres"):
             (current.refs[name],) = deployed.images_of(name)
         yield deployed
