@@ -24,14 +24,14 @@ MAX_PAGE_SIZE: Final = 1000
 CURSOR_PATTERN: Final = r"^-?[0-9]{1,18}_[0-9a-f]{32}$"
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND: Final = timedelta(microseconds=1)
-_EARLIEST: Final = datetime.min.replace(tzinfo=UTC)
-_LATEST: Final = datetime.max.replace(tzinfo=UTC)
+#: The microseconds since 1970 of the first and last datetime (years 1 and 9999).
+_EARLIEST: Final = (datetime.min.replace(tzinfo=UTC) - _EPOCH) // _MICROSECOND
+_LATEST: Final = (datetime.max.replace(tzinfo=UTC) - _EPOCH) // _MICROSECOND
 
 
 def _moment(micros: int) -> datetime:
     """``micros`` since 1970 as a datetime, held to the range a datetime has (a cursor past it is still a position)."""
-    earliest, latest = (_EARLIEST - _EPOCH) // _MICROSECOND, (_LATEST - _EPOCH) // _MICROSECOND
-    return _EPOCH + min(max(micros, earliest), latest) * _MICROSECOND
+    return _EPOCH + min(max(micros, _EARLIEST), _LATEST) * _MICROSECOND
 
 
 class KeysetPagination(PaginationBase):

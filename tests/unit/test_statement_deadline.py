@@ -26,39 +26,31 @@ def test_slow_statement_is_cut_at_the_deadline_with_504(client):
     assert elapsed < 0.5 + MARGIN
 
 
+def statement_timeout() -> str:
+    """The connection's statement_timeout as PostgreSQL reports it ("0": unbounded)."""
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW statement_timeout")
+        return str(cursor.fetchone()[0])
+
+
 @pytest.mark.skipif(connection.vendor != "postgresql", reason="statement_timeout is PostgreSQL's")
 def test_statement_timeout_is_reset_after_the_request(client):
     """After a request with a deadline, the connection's statement_timeout is its default again."""
     assert client.get("/api/slow-sql/?seconds=0", HTTP_X_REQUEST_DEADLINE="3", **AUTH).status_code == 200
-    with connection.cursor() as cursor:
-        cursor.execute("SHOW statement_timeout")
-        assert cursor.fetchone()[0] == "0"
+    assert statement_timeout() == "0"
 
 
 @pytest.mark.skipif(connection.vendor != "postgresql", reason="statement_timeout is PostgreSQL's")
-def test_a_deadline_that_ends_inside_a_transaction_leaves_no_timeout_behind():
-    """A deadline block inside a transaction: later statements of it, and of the session after it, are unbounded."""
+@pytest.mark.parametrize("rolled_back", [False, True])
+def test_a_deadline_that_ends_inside_a_transaction_leaves_no_timeout_behind(rolled_back):
+    """A deadline block inside a transaction: its later statements, and the session after its commit or
+    rollback, are unbounded."""
     with transaction.atomic():
         with statement_deadline(Deadline.after(3)), connection.cursor() as cursor:
             cursor.execute("SELECT 1")
-        with connection.cursor() as cursor:
-            cursor.execute("SHOW statement_timeout")
-            assert cursor.fetchone()[0] == "0"
-    with connection.cursor() as cursor:
-        cursor.execute("SHOW statement_timeout")
-        assert cursor.fetchone()[0] == "0"
-
-
-@pytest.mark.skipif(connection.vendor != "postgresql", reason="statement_timeout is PostgreSQL's")
-def test_a_transaction_rolled_back_after_a_deadline_leaves_no_timeout_behind():
-    """A deadline's statements in a transaction that is then rolled back leave the session unbounded."""
-    with transaction.atomic():
-        with statement_deadline(Deadline.after(3)), connection.cursor() as cursor:
-            cursor.execute("SELECT 1")
-        transaction.set_rollback(True)
-    with connection.cursor() as cursor:
-        cursor.execute("SHOW statement_timeout")
-        assert cursor.fetchone()[0] == "0"
+        assert statement_timeout() == "0"
+        transaction.set_rollback(rolled_back)
+    assert statement_timeout() == "0"
 
 
 @pytest.mark.skipif(connection.vendor != "postgresql", reason="statement_timeout is PostgreSQL's")
