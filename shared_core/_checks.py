@@ -9,6 +9,7 @@ from django.apps import AppConfig, apps
 from django.core import checks
 from django.db.models import UniqueConstraint
 
+from shared_core._idempotency import IdempotentModel
 from shared_core.models import BaseModel, SoftDeleteManager
 
 __all__ = ["check_soft_delete_models"]
@@ -28,6 +29,10 @@ def check_soft_delete_models(
       value can never be reused: a ``unique=True`` field, an unconditional
       ``UniqueConstraint`` or ``unique_together``. ``live_unique()`` counts live
       rows only.
+    - ``shared_core.E003``: an ``IdempotentModel`` without
+      ``live_unique("idempotency_caller", "idempotency_key")``, or with a
+      uniqueness over ``idempotency_key`` that leaves the caller out: two
+      callers' requests with one key would fail instead of storing a row each.
     """
     configs: Iterable[AppConfig] = app_configs if app_configs is not None else apps.get_app_configs()
     errors: list[checks.CheckMessage] = []
@@ -85,4 +90,24 @@ def _check_model(model: type[BaseModel]) -> list[checks.CheckMessage]:
                 id="shared_core.W001",
             )
         )
+    if issubclass(model, IdempotentModel):
+        errors.extend(_check_idempotent(model))
     return errors
+
+
+def _check_idempotent(model: type[BaseModel]) -> list[checks.CheckMessage]:
+    scoped = {"idempotency_caller", "idempotency_key"}
+    constraints = [c for c in model._meta.constraints if isinstance(c, UniqueConstraint)]
+    if any(set(c.fields) == scoped and c.condition is not None for c in constraints) and not any(
+        "idempotency_key" in c.fields and "idempotency_caller" not in c.fields for c in constraints
+    ):
+        return []
+    return [
+        checks.Error(
+            f"{model._meta.label}'s idempotency keys are not unique per caller among live rows.",
+            hint='Use Meta.constraints = [live_unique("idempotency_caller", "idempotency_key")] and no other'
+            " uniqueness over idempotency_key.",
+            obj=model,
+            id="shared_core.E003",
+        )
+    ]

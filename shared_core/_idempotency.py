@@ -1,39 +1,55 @@
-"""Creation that happens once per ``Idempotency-Key``: a retried POST is never stored twice."""
+"""Creation that happens once per caller and ``Idempotency-Key``: a retried POST is never stored twice.
+
+Keys are scoped per caller, as Stripe scopes them per account: the caller is the name
+``ServiceTokenMiddleware`` authenticated (``request.caller``), so two services that happen to pick
+the same key create two rows, and neither is ever answered the other's.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import json
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Final, TypeVar
 
 from django.db import IntegrityError, models, transaction
-from django.db.models import Model
+from django.db.models import Model, Q
 from django.http import HttpResponse
 from ninja.responses import Status
 from pydantic import BaseModel
 
 from shared_core._errors import APIError
 from shared_core._inputs import MAX_IDEMPOTENCY_KEY
+from shared_core._middleware import current_caller
 from shared_core.clients import IDEMPOTENCY_KEY_HEADER
 
-__all__ = ["IdempotentModel", "create_once", "fingerprint"]
+__all__ = ["IDEMPOTENCY_FIELDS", "UNSCOPED_CALLER", "IdempotentModel", "create_once", "fingerprint"]
 
 _M = TypeVar("_M", bound=Model)
 
+#: The fields ``create_once`` hands to ``create``, which stores each as it is given.
+IDEMPOTENCY_FIELDS: Final = ("idempotency_key", "idempotency_caller", "idempotency_fingerprint")
+#: The caller of a row created outside a request, or before keys were scoped: any caller's replay finds it.
+UNSCOPED_CALLER: Final = ""
+#: The longest caller name (``SERVICE_ACCEPTED_TOKENS`` allows no longer one).
+MAX_CALLER_NAME: Final = 64
+
 
 class IdempotentModel(models.Model):
-    """The two fields ``create_once`` needs: the ``Idempotency-Key`` a row was created under, and its body's hash.
+    """The fields ``create_once`` needs: the ``Idempotency-Key`` a row was created under, its caller, its body's hash.
 
     Mix it into a ``BaseModel`` subclass (``class Ticket(IdempotentModel, BaseModel)``) and add
-    ``live_unique("idempotency_key")`` to its constraints, so a key names one live row. Rows created
-    without a key leave both fields null.
+    ``live_unique("idempotency_caller", "idempotency_key")`` to its constraints, so one caller's key
+    names one live row (the system check ``shared_core.E003`` says so if it is missing). Rows created
+    without a key leave the key and the hash null.
     """
 
     # NULL, not "", for "no key": NULLs never collide in the live_unique constraint.
     idempotency_key = models.CharField(  # noqa: DJ001
         max_length=MAX_IDEMPOTENCY_KEY, null=True, blank=True, editable=False
     )
+    # "" (UNSCOPED_CALLER), not NULL, for "no caller": NULLs would never collide in the constraint.
+    idempotency_caller = models.CharField(max_length=MAX_CALLER_NAME, blank=True, default="", editable=False)
     # The sha256 of the first request's body: the same key with another body is refused.
     idempotency_fingerprint = models.CharField(max_length=64, null=True, blank=True, editable=False)  # noqa: DJ001
 
@@ -52,35 +68,44 @@ def create_once(
     model: type[_M],
     key: str | None,
     payload: BaseModel,
-    create: Callable[[str], _M],
+    create: Callable[[dict[str, str | None]], _M],
     *,
     check: Callable[[], None] | None = None,
     after_create: Callable[[_M], None] | None = None,
 ) -> Status[_M]:
-    """``Status(201, row)`` from ``create(fingerprint)``, or ``Status(200, row)`` stored under ``key`` before.
+    """``Status(201, row)`` from ``create(fields)``, or ``Status(200, row)`` this caller stored under ``key`` before.
 
-    ``model`` has ``idempotency_key`` (unique among live rows) and
-    ``idempotency_fingerprint`` fields, which ``create`` fills with ``key``
-    and the fingerprint it is given. A replay answers the first request's row
-    whatever happened since (its references deleted, a neighbour down) and
-    marks ``response`` ``Idempotent-Replayed: true``; the same key with a
-    different body is a 422, and a replay of a row deleted since is a 409.
-    ``check`` runs only for a new row, before it is
-    created and outside any transaction (it may call another service). Two
-    racing requests with one key store one row: the loser replays the
-    winner's. ``after_create`` runs once, after the new row is committed.
+    ``create`` makes the row with ``**fields``: its ``idempotency_key``
+    (``key``), ``idempotency_caller`` (the request's authenticated caller,
+    ``UNSCOPED_CALLER`` outside a request) and ``idempotency_fingerprint``
+    (the body's hash); a row that does not hold them as given is refused with
+    ``TypeError`` and not stored. ``model`` is an ``IdempotentModel`` with
+    ``live_unique("idempotency_caller", "idempotency_key")``.
+
+    A replay answers the first request's row whatever happened since (its
+    references deleted, a neighbour down) and marks ``response``
+    ``Idempotent-Replayed: true``; the same key with a different body is a
+    422, and a replay of a row deleted since is a 409. Another caller's row
+    under the same key is never answered: that caller's request creates its
+    own. ``check`` runs only for a new row, before it is created and outside
+    any transaction (it may call another service). Two racing requests with
+    one key store one row: the loser replays the winner's. ``after_create``
+    runs once, after the new row is committed.
     """
+    caller = current_caller() or UNSCOPED_CALLER
     digest = fingerprint(payload)
-    earlier = _replay(response, model, key, digest)
+    earlier = _replay(response, model, key, caller, digest)
     if earlier is not None:
         return Status(200, earlier)
     if check is not None:
         check()
+    fields: dict[str, str | None] = dict(zip(IDEMPOTENCY_FIELDS, (key, caller, digest), strict=True))
     try:
         with transaction.atomic():
-            obj = create(digest)
+            obj = create(dict(fields))
+            _stored_as_given(obj, fields)
     except IntegrityError:
-        earlier = _replay(response, model, key, digest)
+        earlier = _replay(response, model, key, caller, digest)
         if earlier is None:
             raise
         return Status(200, earlier)
@@ -89,10 +114,20 @@ def create_once(
     return Status(201, obj)
 
 
-def _replay(response: HttpResponse, model: type[_M], key: str | None, digest: str) -> _M | None:
+def _stored_as_given(obj: Model, fields: dict[str, str | None]) -> None:
+    for name, value in fields.items():
+        if getattr(obj, name, None) != value:
+            raise TypeError(
+                f"create_once's create() must make the row with the fields it is given (**fields): "
+                f"{type(obj).__name__}.{name} is not what create_once passed"
+            )
+
+
+def _replay(response: HttpResponse, model: type[_M], key: str | None, caller: str, digest: str) -> _M | None:
     if key is None:
         return None
-    earlier = model._base_manager.filter(idempotency_key=key).order_by("created_at").first()
+    mine = Q(idempotency_caller=caller) | Q(idempotency_caller=UNSCOPED_CALLER)
+    earlier = model._base_manager.filter(mine, idempotency_key=key).order_by("created_at").first()
     if earlier is None:
         return None
     stored = getattr(earlier, "idempotency_fingerprint", None)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import hmac
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import nullcontext
+from contextvars import ContextVar
 from functools import wraps
 from typing import Any, Final
 
@@ -52,8 +53,11 @@ __all__ = [
     "ServiceTokenMiddleware",
     "bearer_caller",
     "callers",
+    "current_caller",
     "match_token",
 ]
+
+_caller: ContextVar[str | None] = ContextVar("shared_core_caller", default=None)
 
 #: Exact paths that need no service token unless ``SERVICE_TOKEN_EXEMPT_PATHS`` says otherwise.
 DEFAULT_TOKEN_EXEMPT_PATHS: Final = ("/healthz", "/readyz")
@@ -220,9 +224,19 @@ class ServiceTokenMiddleware:
             refused["WWW-Authenticate"] = 'Bearer realm="service"'
             return refused
         request.caller = caller  # type: ignore[attr-defined]
-        response = self.get_response(request)
+        token = _caller.set(caller)
+        try:
+            response = self.get_response(request)
+        finally:
+            _caller.reset(token)
         response[CALLER_HEADER] = caller
         return response
+
+
+def current_caller() -> str | None:
+    """The caller ``ServiceTokenMiddleware`` authenticated for the request in progress, or ``None``
+    outside a request or on an exempt path."""
+    return _caller.get()
 
 
 def bearer_caller(authorization: str, accepted: list[tuple[str, bytes]] | None = None) -> str | None:

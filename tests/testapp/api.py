@@ -84,8 +84,8 @@ def restore_author(request: HttpRequest, author_id: UUID) -> Author:
 def create_receipt(
     request: HttpRequest, response: HttpResponse, payload: ReceiptIn, key: IdempotencyKey = None
 ) -> Status[Receipt]:
-    def create(fingerprint: str) -> Receipt:
-        return Receipt.objects.create(**payload.model_dump(), idempotency_key=key, idempotency_fingerprint=fingerprint)
+    def create(idempotency: dict[str, str | None]) -> Receipt:
+        return Receipt.objects.create(**payload.model_dump(), **idempotency)
 
     return create_once(response, Receipt, key, payload, create)
 

@@ -2,7 +2,7 @@
 
 from django.db import models
 
-from shared_core.models import BaseModel, live_unique
+from shared_core.models import BaseModel, IdempotentModel, live_unique
 
 
 class Author(BaseModel):
@@ -49,16 +49,14 @@ class Anthology(Book):
     editor = models.CharField(max_length=100)
 
 
-class Receipt(BaseModel):
-    """Created at most once per Idempotency-Key (shared_core.api.create_once)."""
+class Receipt(IdempotentModel, BaseModel):
+    """Created at most once per caller and Idempotency-Key (shared_core.api.create_once)."""
 
     amount = models.PositiveIntegerField()
     note = models.TextField(blank=True)
-    idempotency_key = models.CharField(max_length=128, null=True, editable=False)  # noqa: DJ001
-    idempotency_fingerprint = models.CharField(max_length=64, null=True, editable=False)  # noqa: DJ001
 
     class Meta:
-        constraints = [live_unique("idempotency_key")]
+        constraints = [live_unique("idempotency_caller", "idempotency_key")]
 
 
 class Specimen(BaseModel):

@@ -3,15 +3,19 @@
 import json
 import re
 from datetime import UTC, datetime
+from uuid import UUID
 
 import pytest
+from django.http import HttpResponse
 from django.test import Client
 from hypothesis import given
 from hypothesis import strategies as st
 
+from shared_core._idempotency import create_once
 from shared_core._pagination import CURSOR_PATTERN, _moment, cursor_after
 from shared_core.clients import Resilience
 from shared_core.testing import Reply, Upstream, set_testing, undocumented_routes
+from tests.testapp.api import ReceiptIn
 from tests.testapp.models import Author, Receipt
 
 TOKEN = "unit-test-service-token"
@@ -168,6 +172,52 @@ def test_same_key_same_body_replays_and_another_body_is_422(client):
     gone = post(client, "/receipts/", json.dumps({"amount": 5, "note": "a"}), **key)
     assert gone.status_code == 409 and gone.json()["error"] == "created_then_deleted"
     assert Receipt.all_objects.count() == 1
+
+
+@pytest.fixture
+def two_callers(settings) -> tuple[Client, Client]:
+    """Clients of two callers, alpha and beta, each with its own token."""
+    settings.SERVICE_ACCEPTED_TOKENS = {"alpha": ["alpha-token"], "beta": ["beta-token"]}
+    return Client(HTTP_AUTHORIZATION="Bearer alpha-token"), Client(HTTP_AUTHORIZATION="Bearer beta-token")
+
+
+@pytest.mark.django_db
+def test_an_idempotency_key_is_scoped_to_its_caller(two_callers):
+    """Two callers that send one key each get a row of their own, and each replay answers the caller's own row."""
+    alpha, beta = two_callers
+    key = {"HTTP_IDEMPOTENCY_KEY": "shared-key"}
+    body = json.dumps({"amount": 5})
+    alpha_first, beta_first = post(alpha, "/receipts/", body, **key), post(beta, "/receipts/", body, **key)
+    assert (alpha_first.status_code, beta_first.status_code) == (201, 201)
+    assert alpha_first.json()["id"] != beta_first.json()["id"]
+    assert post(alpha, "/receipts/", body, **key).json()["id"] == alpha_first.json()["id"]
+    assert post(beta, "/receipts/", body, **key).json()["id"] == beta_first.json()["id"]
+    other_body = post(beta, "/receipts/", json.dumps({"amount": 6}), **key)
+    assert other_body.status_code == 422 and Receipt.all_objects.count() == 2
+    stored = dict(Receipt.all_objects.values_list("idempotency_caller", "pk"))
+    assert stored == {"alpha": UUID(alpha_first.json()["id"]), "beta": UUID(beta_first.json()["id"])}
+
+
+@pytest.mark.django_db
+def test_a_row_stored_before_keys_were_scoped_is_replayed_to_any_caller(two_callers):
+    """A row with no caller (created before the upgrade, or outside a request) answers every caller's replay."""
+    alpha, beta = two_callers
+    earlier = create_once(
+        HttpResponse(), Receipt, "old-key", ReceiptIn(amount=5), lambda f: Receipt.objects.create(amount=5, **f)
+    )
+    assert earlier.value.idempotency_caller == ""
+    for client in (alpha, beta):
+        replay = post(client, "/receipts/", json.dumps({"amount": 5}), HTTP_IDEMPOTENCY_KEY="old-key")
+        assert replay.status_code == 200 and replay.json()["id"] == str(earlier.value.pk)
+    assert Receipt.all_objects.count() == 1
+
+
+@pytest.mark.django_db
+def test_a_create_that_drops_the_idempotency_fields_is_refused_and_stores_nothing():
+    """create() must store the fields create_once hands it: one that ignores them raises TypeError, no row kept."""
+    with pytest.raises(TypeError, match=r"Receipt\.idempotency_key"):
+        create_once(HttpResponse(), Receipt, "k", ReceiptIn(amount=1), lambda f: Receipt.objects.create(amount=1))
+    assert Receipt.all_objects.count() == 0
 
 
 @pytest.mark.django_db

@@ -4,7 +4,7 @@ from django.db import models
 from django.test.utils import isolate_apps
 
 from shared_core._checks import check_soft_delete_models
-from shared_core.models import BaseModel, SoftDeleteManager, live_unique
+from shared_core.models import BaseModel, IdempotentModel, SoftDeleteManager, live_unique
 
 
 def ids_for(model: type[models.Model]) -> list[str]:
@@ -95,3 +95,26 @@ def test_unconditional_unique_constraint_and_unique_together_warn():
     assert ids_for(Conditional) == []
     (message,) = check_soft_delete_models(app_configs=[Together._meta.apps.get_app_config("testapp")])[-1:]
     assert "unique_together" in message.msg and 'live_unique("code", "kind")' in message.hint
+
+
+@isolate_apps("tests.testapp")
+def test_idempotent_model_keys_must_be_unique_per_caller():
+    """An IdempotentModel whose keys are unique across callers, or not unique at all, is shared_core.E003."""
+
+    class Unscoped(IdempotentModel, BaseModel):
+        class Meta:
+            app_label = "testapp"
+            constraints = [live_unique("idempotency_key")]
+
+    class Unbounded(IdempotentModel, BaseModel):
+        class Meta:
+            app_label = "testapp"
+
+    class Scoped(IdempotentModel, BaseModel):
+        class Meta:
+            app_label = "testapp"
+            constraints = [live_unique("idempotency_caller", "idempotency_key")]
+
+    assert ids_for(Unscoped) == ["shared_core.E003"]
+    assert ids_for(Unbounded) == ["shared_core.E003"]
+    assert ids_for(Scoped) == []

@@ -102,15 +102,15 @@ class ReceiptIn(Schema):
     amount: int
 
 
-def receipt(key: str, amount: int) -> Callable[[str], Receipt]:
-    return lambda digest: Receipt.objects.create(amount=amount, idempotency_key=key, idempotency_fingerprint=digest)
+def receipt(amount: int) -> Callable[[dict[str, str | None]], Receipt]:
+    return lambda fields: Receipt.objects.create(amount=amount, **fields)
 
 
 def test_create_once_stores_one_row_and_replays_it():
     """The same key and body twice store one row: 201 first, then 200 with that row, marked Idempotent-Replayed."""
     first_response, again_response = HttpResponse(), HttpResponse()
-    first = create_once(first_response, Receipt, "k-1", ReceiptIn(amount=5), receipt("k-1", 5))
-    again = create_once(again_response, Receipt, "k-1", ReceiptIn(amount=5), receipt("k-1", 5))
+    first = create_once(first_response, Receipt, "k-1", ReceiptIn(amount=5), receipt(5))
+    again = create_once(again_response, Receipt, "k-1", ReceiptIn(amount=5), receipt(5))
     assert (first.status_code, again.status_code) == (201, 200) and again.value == first.value
     assert again_response["Idempotent-Replayed"] == "true"
     assert "Idempotent-Replayed" not in first_response and Receipt.all_objects.count() == 1
@@ -122,15 +122,15 @@ def test_create_once_race_loser_replays_the_winner():
     after: list[Receipt] = []
     payload = ReceiptIn(amount=1)
 
-    def slow_create(digest: str) -> Receipt:
+    def slow_create(fields: dict[str, str | None]) -> Receipt:
         checked.set()  # our replay check has missed; now let the other request win
         assert winner_done.wait(WAIT)
-        return receipt("race", 1)(digest)
+        return receipt(1)(fields)
 
     def winner() -> Status[Receipt]:
         assert checked.wait(WAIT)
         try:
-            return create_once(HttpResponse(), Receipt, "race", payload, receipt("race", 1))
+            return create_once(HttpResponse(), Receipt, "race", payload, receipt(1))
         finally:
             winner_done.set()
 

@@ -59,13 +59,8 @@ def create_notification(
             fetch_reference(upstream("user-service"), f"/api/users/{payload.recipient_id}/", "recipient_id", detail)
         )
 
-    def create(fingerprint: str) -> Notification:
-        return Notification.objects.create(
-            **payload.model_dump(),
-            recipient_email=recipient["email"],
-            idempotency_key=key,
-            idempotency_fingerprint=fingerprint,
-        )
+    def create(idempotency: dict[str, str | None]) -> Notification:
+        return Notification.objects.create(**payload.model_dump(), recipient_email=recipient["email"], **idempotency)
 
     return create_once(response, Notification, key, payload, create, check=look_up_recipient)
 

@@ -12,7 +12,7 @@ class Notification(IdempotentModel, BaseModel):
     message = models.TextField()
 
     class Meta:
-        constraints = [live_unique("idempotency_key")]
+        constraints = [live_unique("idempotency_caller", "idempotency_key")]
 
     def __str__(self) -> str:
         return f"{self.recipient_email}: {self.message[:40]}"

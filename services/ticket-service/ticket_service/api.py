@@ -67,8 +67,8 @@ def create_ticket(
     With an ``Idempotency-Key``, a repeat answers 200 with the first ticket.
     """
 
-    def create(fingerprint: str) -> Ticket:
-        ticket = Ticket.objects.create(**payload.model_dump(), idempotency_key=key, idempotency_fingerprint=fingerprint)
+    def create(idempotency: dict[str, str | None]) -> Ticket:
+        ticket = Ticket.objects.create(**payload.model_dump(), **idempotency)
         notify_requester.enqueue(str(ticket.id))  # in create_once's transaction: stored with the ticket or not at all
         return ticket
 

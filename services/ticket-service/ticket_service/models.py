@@ -20,7 +20,7 @@ class Ticket(IdempotentModel, BaseModel):
     deletions = models.PositiveIntegerField(default=0, editable=False)
 
     class Meta:
-        constraints = [live_unique("idempotency_key")]
+        constraints = [live_unique("idempotency_caller", "idempotency_key")]
 
     def __str__(self) -> str:
         return self.title
