@@ -4,17 +4,22 @@
 handler: a file part larger than ``FILE_UPLOAD_MAX_MEMORY_SIZE`` is written to
 ``FILE_UPLOAD_TEMP_DIR`` (when unset, ``DEFAULT_SPOOL_DIR``, made on first
 use), a directory of its own, never the rest of ``/tmp`` that the process
-needs to run.
+needs to run. A service that keeps uploads sets it to a directory on the
+volume it keeps them in (file-service: ``/data/uploads``), so storing one is
+a link, not a copy, and uploads are bounded by that volume, not by ``/tmp``.
 
 Contract:
 
 - Before a part is spooled, the room it may need (the request's
   ``Content-Length``, at most ``FILE_UPLOAD_MAX_BYTES``) is reserved on disk
   with ``posix_fallocate`` under an exclusive lock on the directory. When the
-  files already there plus this one would pass ``FILE_UPLOAD_SPOOL_BYTES``,
-  or the file system has no room, ``UploadSpoolFull`` is raised: the API
-  answers 507 ``insufficient_storage`` and nothing is left behind. A full
-  disk is therefore a clean refusal, never a worker dying mid-write.
+  files already there plus this one would pass ``FILE_UPLOAD_SPOOL_BYTES``
+  (``0``: no budget but the disk's), or would leave the file system less free
+  room than ``FILE_UPLOAD_SPOOL_RESERVE_BYTES``, or the file system has no
+  room, ``UploadSpoolFull`` is raised: the API answers 507
+  ``insufficient_storage`` and nothing is left behind. A full disk is
+  therefore a clean refusal, never a worker dying mid-write, and the reserve
+  keeps room for what else writes there (a database on the same volume).
 - A part that grows past ``FILE_UPLOAD_MAX_BYTES`` is refused at that byte
   (``RequestDataTooBig``, a 413), not after the whole body was spooled.
 - Every spooled file is closed and removed when its request ends, however it
@@ -39,6 +44,7 @@ from django.http import HttpRequest
 __all__ = [
     "DEFAULT_SPOOL_BYTES",
     "DEFAULT_SPOOL_DIR",
+    "DEFAULT_SPOOL_RESERVE_BYTES",
     "SpoolUploadHandler",
     "UploadSpoolFull",
     "release",
@@ -47,8 +53,10 @@ __all__ = [
 
 #: Where uploads are spooled unless ``FILE_UPLOAD_TEMP_DIR`` says otherwise.
 DEFAULT_SPOOL_DIR: Final = "/tmp/uploads"  # noqa: S108 - the container's private tmpfs, in a directory of its own
-#: Bytes all uploads being spooled at once may take; ``FILE_UPLOAD_SPOOL_BYTES``.
+#: Bytes all uploads being spooled at once may take; ``FILE_UPLOAD_SPOOL_BYTES`` (``0``: as much as the disk has).
 DEFAULT_SPOOL_BYTES: Final = 32 * 1024 * 1024
+#: Free bytes uploads leave on the spool's file system; ``FILE_UPLOAD_SPOOL_RESERVE_BYTES``.
+DEFAULT_SPOOL_RESERVE_BYTES: Final = 16 * 1024 * 1024
 _LOCK_NAME: Final = ".lock"
 
 
@@ -102,13 +110,17 @@ class SpoolUploadHandler(TemporaryFileUploadHandler):
         directory = Path(getattr(settings, "FILE_UPLOAD_TEMP_DIR", None) or DEFAULT_SPOOL_DIR)
         directory.mkdir(mode=0o700, parents=True, exist_ok=True)
         budget = int(getattr(settings, "FILE_UPLOAD_SPOOL_BYTES", DEFAULT_SPOOL_BYTES))
+        reserve = int(getattr(settings, "FILE_UPLOAD_SPOOL_RESERVE_BYTES", DEFAULT_SPOOL_RESERVE_BYTES))
         room = min(self.request_length or self.limit, self.limit) or 1
-        if room > budget:
+        if budget and room > budget:
             raise UploadSpoolFull(f"an upload of {room} bytes is larger than the spool's budget of {budget} bytes")
         with open(directory / _LOCK_NAME, "a") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
-            if spool_usage(directory) + room > budget:
+            if budget and spool_usage(directory) + room > budget:
                 raise UploadSpoolFull("uploads in progress fill the spool's budget; retry later")
+            disk = os.statvfs(directory)
+            if disk.f_bavail * disk.f_frsize - room < reserve:
+                raise UploadSpoolFull("the spool's disk has no room for this upload above its reserve; retry later")
             FileUploadHandler.new_file(self, *args, **kwargs)
             name = self.file_name or "upload"
             self.file = _SpooledFile(directory, name, self.content_type, self.charset, self.content_type_extra)

@@ -26,7 +26,7 @@ import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
 from shared_core._resilience import DEFAULT_RESILIENCE, Resilience
-from shared_core._uploads import DEFAULT_SPOOL_BYTES
+from shared_core._uploads import DEFAULT_SPOOL_BYTES, DEFAULT_SPOOL_RESERVE_BYTES
 from shared_core.clients import DEFAULT_DEADLINE, DEFAULT_RETRIES
 from shared_core.logging_config import get_logging_config
 from shared_core.outbox import (
@@ -293,6 +293,9 @@ def service_settings(
         # Unset: shared_core._uploads spools to DEFAULT_SPOOL_DIR, made on first use (Django's check wants a set one).
         "FILE_UPLOAD_TEMP_DIR": env.get("FILE_UPLOAD_TEMP_DIR") or None,
         "FILE_UPLOAD_SPOOL_BYTES": int(_number(env, "FILE_UPLOAD_SPOOL_BYTES", DEFAULT_SPOOL_BYTES)),
+        "FILE_UPLOAD_SPOOL_RESERVE_BYTES": int(
+            _number(env, "FILE_UPLOAD_SPOOL_RESERVE_BYTES", DEFAULT_SPOOL_RESERVE_BYTES)
+        ),
         "FILE_UPLOAD_HANDLERS": [
             "django.core.files.uploadhandler.MemoryFileUploadHandler",
             "shared_core._uploads.SpoolUploadHandler",

@@ -1,13 +1,16 @@
-"""Issue 24 across containers: bursts that once filled /tmp, and the edge keeping internal headers in."""
+"""Across containers: upload bursts (issues 24 and 36), a volume that fills, the edge keeping internal headers in."""
 
 from __future__ import annotations
 
 import json
 import os
+import secrets
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import requests
+from docker.models.containers import Container
 
 from tests.integration.conftest import eventually
 from tests.integration.test_api_regressions import new_ticket
@@ -25,8 +28,9 @@ def tmp_usage(stack) -> int:
     return int(json.loads(stack.container("file-service").exec_run(["python3", "-c", TMP_PROBE]).output)["tmp"])
 
 
-def test_a_burst_of_large_uploads_gets_201_or_507_and_leaves_tmp_as_it_was(stack):
-    """16 concurrent 10 MiB uploads: each a 201 or a JSON 507, /tmp back where it was, file-service healthy."""
+def test_a_burst_of_large_uploads_is_taken_whole_and_leaves_tmp_as_it_was(stack):
+    """16 concurrent 10 MiB uploads through the edge: 16 of 16 stored (spooled on the files' volume, not /tmp),
+    /tmp and the spool back where they were, file-service healthy."""
     ticket = new_ticket(stack)
     before = tmp_usage(stack)
 
@@ -36,17 +40,81 @@ def test_a_burst_of_large_uploads_gets_201_or_507_and_leaves_tmp_as_it_was(stack
 
     with ThreadPoolExecutor(BURST) as pool:
         answers = list(pool.map(upload, range(BURST)))
-    statuses = sorted(answer.status_code for answer in answers)
-    assert set(statuses) <= {201, 507} and 201 in statuses, statuses
-    for answer in answers:
-        if answer.status_code == 507:
-            assert answer.json()["error"] == "insufficient_storage" and answer.json()["request_id"]
+    assert [answer.status_code for answer in answers] == [201] * BURST, [a.text[:200] for a in answers]
     eventually(
         lambda: tmp_usage(stack) <= before + TMP_SLACK, 30, "/tmp back to where it was", lambda: tmp_usage(stack)
     )
+    eventually(lambda: spool_files(stack) == [], 30, "the spool empty", lambda: spool_files(stack))
     stack.wait_healthy("file-service")
     stored = stack.call("GET", "file-service", "/api/files/", params={"ticket_id": ticket}).json()["results"]
-    assert len(stored) == statuses.count(201)
+    assert len(stored) == BURST
+
+
+def spool_files(stack) -> list[str]:
+    listing = stack.container("file-service").exec_run(["sh", "-c", 'ls -A "$FILE_UPLOAD_TEMP_DIR"'])
+    return [name for name in listing.output.decode().split() if name != ".lock"]
+
+
+#: Free bytes left on the one-off file-service's volume: less than an upload plus the default reserve (16 MiB).
+LEFT_FREE = 4 * 1024 * 1024
+
+_FILL = (
+    "import os, sys; st = os.statvfs('/data'); fd = os.open('/data/filler', os.O_CREAT | os.O_WRONLY); "
+    "os.posix_fallocate(fd, 0, st.f_bavail * st.f_frsize - int(sys.argv[1]))"
+)
+_UPLOAD = (
+    "import json, os, sys, requests; answer = requests.post('http://127.0.0.1:8000/api/files/', "
+    "headers={'Authorization': 'Bearer ' + sys.argv[1]}, data={'ticket_id': '00000000-0000-4000-8000-000000000001'}, "
+    "files={'file': ('big.bin', os.urandom(int(sys.argv[2])))}, timeout=60); "
+    "print(json.dumps({'status': answer.status_code, 'body': answer.json()}))"
+)
+
+
+@pytest.fixture
+def lone_file_service(stack) -> Iterator[Container]:
+    """file-service's image alone, its /data a 48 MiB tmpfs (a volume that can really fill), healthy."""
+    image = stack.container("file-service").image
+    uid, _, gid = image.attrs["Config"]["User"].partition(":")
+    container = stack.client.containers.run(
+        image,
+        detach=True,
+        read_only=True,
+        tmpfs={"/data": f"size=48m,uid={uid},gid={gid or uid}", "/tmp": "size=64m"},
+        environment={
+            "DJANGO_SECRET_KEY": secrets.token_urlsafe(32),
+            "SERVICE_AUTH_TOKEN": "lone-token",
+            "DATABASE_URL": "sqlite:////data/db.sqlite3",
+            "TICKET_SERVICE_URL": "http://127.0.0.1:9",  # nothing listens: a stored upload is never the point
+        },
+    )
+    try:
+        eventually(lambda: healthy(container), 60, "the lone file-service healthy", lambda: container.logs()[-2000:])
+        yield container
+    finally:
+        container.remove(force=True, v=True)
+
+
+def healthy(container: Container) -> bool:
+    container.reload()
+    return container.attrs["State"].get("Health", {}).get("Status") == "healthy"
+
+
+def test_a_full_volume_is_a_clean_507_that_leaves_nothing_behind(lone_file_service):
+    """With the files' volume all but full, a 10 MiB upload is a JSON 507 before a byte is spooled, and the
+    spool, the blobs and /tmp hold nothing of it; with room again, a refused upload leaves no spool file."""
+    run = lone_file_service.exec_run
+    assert run(["python3", "-c", _FILL, str(LEFT_FREE)]).exit_code == 0
+    before = int(json.loads(run(["python3", "-c", TMP_PROBE]).output)["tmp"])
+    refused = json.loads(run(["python3", "-c", _UPLOAD, "lone-token", str(UPLOAD_BYTES)]).output)
+    assert refused["status"] == 507 and refused["body"]["error"] == "insufficient_storage", refused
+    assert refused["body"]["request_id"]
+    left = run(["sh", "-c", "ls -A /data/uploads; ls -A /data/files 2>/dev/null || true"]).output.decode().split()
+    assert left == [".lock"], left
+    assert int(json.loads(run(["python3", "-c", TMP_PROBE]).output)["tmp"]) <= before + TMP_SLACK
+    assert run(["rm", "/data/filler"]).exit_code == 0
+    unchecked = json.loads(run(["python3", "-c", _UPLOAD, "lone-token", str(UPLOAD_BYTES)]).output)
+    assert unchecked["status"] in (503, 504), unchecked  # spooled, then its ticket could not be checked
+    assert run(["ls", "-A", "/data/uploads"]).output.decode().split() == [".lock"]
 
 
 def test_the_edge_never_hands_a_client_the_caller_a_service_authenticated(stack):

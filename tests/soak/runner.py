@@ -47,7 +47,8 @@ def usage(top):
             files += 1
     return total, files
 metrics = [n for n in os.listdir("/tmp/prometheus") if n.endswith(".db")] if os.path.isdir("/tmp/prometheus") else []
-spool = [n for n in os.listdir("/tmp/uploads") if n != ".lock"] if os.path.isdir("/tmp/uploads") else []
+spool_dir = os.environ.get("FILE_UPLOAD_TEMP_DIR") or "/tmp/uploads"
+spool = [n for n in os.listdir(spool_dir) if n != ".lock"] if os.path.isdir(spool_dir) else []
 print(json.dumps({"tmp": usage("/tmp")[0], "metrics": len(metrics), "spool": len(spool)}))
 """
 

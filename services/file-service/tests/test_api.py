@@ -259,6 +259,37 @@ def test_an_upload_over_the_spool_budget_is_507_and_leaves_nothing(api, spool, s
     assert spooled(spool) == [] and not File.all_objects.exists()
 
 
+def test_a_spooled_upload_beside_the_storage_becomes_its_blob(api, spool):
+    """Spooled on the storage's file system, the upload is linked in as its blob: the bytes are the upload's,
+    the blob is their only name once the request ended, and no spool file or partial copy is left."""
+    data = os.urandom(100_000)
+    created = upload(api, data=data)
+    assert created.status_code == 201 and created.json()["sha256"] == hashlib.sha256(data).hexdigest()
+    blob = blob_path(created.json()["sha256"])
+    assert blob.read_bytes() == data and blob.stat().st_nlink == 1
+    assert spooled(spool) == [] and not list(blob.parent.parent.glob(".upload-*"))
+    assert upload(api, data=data).json()["sha256"] == created.json()["sha256"]  # the same bytes again: kept
+
+
+def test_a_spool_budget_of_zero_is_bounded_by_the_disk_alone(api, spool, settings):
+    """FILE_UPLOAD_SPOOL_BYTES=0 sets no budget: a spooled upload is taken while the disk has room."""
+    settings.FILE_UPLOAD_SPOOL_BYTES = 0
+    assert upload(api, data=b"x" * 100_000).status_code == 201
+    assert spooled(spool) == []
+
+
+def test_an_upload_that_would_eat_into_the_disks_reserve_is_507_and_leaves_nothing(api, spool, settings):
+    """An upload that would leave less free room than FILE_UPLOAD_SPOOL_RESERVE_BYTES: 507 JSON, nothing stored."""
+    settings.FILE_UPLOAD_SPOOL_BYTES = 0
+    spool.mkdir()
+    disk = os.statvfs(spool)
+    settings.FILE_UPLOAD_SPOOL_RESERVE_BYTES = disk.f_bavail * disk.f_frsize - 50_000
+    answer = upload(api, data=b"x" * 100_000)
+    assert answer.status_code == 507 and answer.json()["error"] == "insufficient_storage"
+    assert "reserve" in answer.json()["detail"]
+    assert spooled(spool) == [] and not File.all_objects.exists()
+
+
 def test_uploads_in_progress_count_against_the_budget(api, spool, settings):
     """Room another upload holds counts: with it taking the budget, the next is 507; once it is gone, 201."""
     settings.FILE_UPLOAD_SPOOL_BYTES = 256 * 1024
