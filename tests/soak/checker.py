@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from devstack import SERVICES
-from tests.soak.faults import Hang
+from tests.soak.faults import Outage
 from tests.soak.history import History, Op
 
 #: The services an operation's answer waits on besides the one it is sent to (synchronous calls between them).
@@ -35,11 +35,11 @@ class Final:
     files: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
-def check(history: History, final: Final, hangs: Iterable[Hang] = ()) -> list[str]:
+def check(history: History, final: Final, outages: Iterable[Outage] = ()) -> list[str]:
     """Every violated invariant, one line each (empty: none)."""
     return [
         *answers(history),
-        *bystanders_kept_answering(history, hangs),
+        *bystanders_kept_answering(history, outages),
         *acknowledged_creates_exist(history, final),
         *idempotent_creates_stored_once(history, final),
         *deletions_hold(history, final),
@@ -58,21 +58,22 @@ def answers(history: History) -> Iterable[str]:
             yield f"answer: {op} {op.shape_error}"
 
 
-def bystanders_kept_answering(history: History, hangs: Iterable[Hang]) -> Iterable[str]:
-    """While a service hung, every other service's list answered 200 each time it was read, and every
-    operation started meanwhile that needs nothing of the hung service was answered, without a 5xx."""
-    for hang in hangs:
-        window = f"while {hang.service} hung [{hang.start:.3f}-{hang.end:.3f}]"
-        probed = {service for service, _ in hang.probes}
-        if probed != {s for s in SERVICES if s != hang.service}:
-            yield f"hang: {window}, only {sorted(probed)} were read"
-        for service, status in hang.probes:
+def bystanders_kept_answering(history: History, outages: Iterable[Outage]) -> Iterable[str]:
+    """While a service hung or was partitioned, every other service's list answered 200 each time it was
+    read, and every operation started meanwhile that needs nothing of that service was answered, without
+    a 5xx."""
+    for outage in outages:
+        window = f"while {outage.service} {outage.kind} [{outage.start:.3f}-{outage.end:.3f}]"
+        probed = {service for service, _ in outage.probes}
+        if probed != {s for s in SERVICES if s != outage.service}:
+            yield f"{outage.kind}: {window}, only {sorted(probed)} were read"
+        for service, status in outage.probes:
             if status != 200:
-                yield f"hang: {window}, {service}'s list answered {status}"
+                yield f"{outage.kind}: {window}, {service}'s list answered {status}"
         for op in history.ops:
-            unrelated = hang.service not in {op.service, *CALLS.get(op.kind, ())}
-            if unrelated and hang.start <= op.start <= hang.end and (op.status is None or op.status >= 500):
-                yield f"hang: {op} {window} needs nothing of it"
+            unrelated = outage.service not in {op.service, *CALLS.get(op.kind, ())}
+            if unrelated and outage.start <= op.start <= outage.end and (op.status is None or op.status >= 500):
+                yield f"{outage.kind}: {op} {window} needs nothing of it"
 
 
 def _created(history: History, kind: str) -> list[Op]:

@@ -23,6 +23,8 @@ PAUSE_BETWEEN = (3.0, 7.0)
 PAUSED_FOR = (0.5, 3.0)
 #: Seconds a hung service stays hung: past the callers' deadline and their circuit's thresholds.
 HUNG_FOR = (6.0, 10.0)
+#: Seconds a partitioned service stays cut off from the stack's network (its callers' packets go nowhere).
+PARTITIONED_FOR = (3.0, 8.0)
 
 
 #: Seconds a bystander probe may take to be answered while a neighbour hangs: generous, far below the hang.
@@ -30,11 +32,13 @@ PROBE_TIMEOUT = 5.0
 
 
 @dataclass
-class Hang:
-    """A service paused from ``start`` to ``end`` (monotonic seconds, as the workload's ops), and what the
-    other services' list endpoints answered meanwhile: ``(service, status)``, status ``None`` for no answer."""
+class Outage:
+    """A service ``hung`` (paused) or ``partitioned`` (cut off from the network) from ``start`` to ``end``
+    (monotonic seconds, as the workload's ops), and what the other services' list endpoints answered
+    meanwhile: ``(service, status)``, status ``None`` for no answer."""
 
     service: str
+    kind: str
     start: float
     end: float = 0.0
     probes: list[tuple[str, int | None]] = field(default_factory=list)
@@ -45,9 +49,11 @@ class Faults:
 
     ``stack`` is the integration suite's ``Stack`` (containers by service, ``wait_healthy``). Each fault
     is one of: gunicorn's workers replaced (SIGHUP to the master), a container paused, a service hung
-    (paused for HUNG_FOR seconds: the first fault of every run), a service stopped and started, a service
-    or an outbox worker killed (SIGKILL, mid-request or mid-task) and started, PostgreSQL restarted.
-    ``injected`` counts them by kind; ``hangs`` holds when each hang lasted.
+    (paused for HUNG_FOR seconds: the first fault of every run), a service partitioned (disconnected from
+    the stack's network for PARTITIONED_FOR seconds, then reconnected: the second fault of every run), a
+    service stopped and started, a service or an outbox worker killed (SIGKILL, mid-request or mid-task)
+    and started, PostgreSQL restarted. ``injected`` counts them by kind; ``outages`` holds when each hang
+    and partition lasted, and what the other services answered meanwhile.
     """
 
     def __init__(self, stack: Any, seed: int, *, postgres: bool) -> None:
@@ -55,11 +61,12 @@ class Faults:
         self.stop = threading.Event()
         self.injected: Counter[str] = Counter()
         self.errors: list[str] = []
-        self.hangs: list[Hang] = []
+        self.outages: list[Outage] = []
         self._kinds: list[tuple[str, Callable[[], None], int]] = [
+            ("hang a service", self.hang, 1),
+            ("partition a service", self.partition, 1),
             ("replace gunicorn workers", self.replace_workers, 4),
             ("pause a service", self.pause, 3),
-            ("hang a service", self.hang, 1),
             ("stop and start a service", self.stop_start, 2),
             ("kill an outbox worker", self.kill_worker, 2),
             ("kill a service", self.kill_service, 1),
@@ -78,14 +85,9 @@ class Faults:
             raise AssertionError(f"the fault injector did not stop within {timeout} s")
 
     def _run(self) -> None:
-        first = True
+        first = iter(self._kinds[:2])  # a hang, then a partition, in every run
         while not self.stop.wait(self.rng.uniform(*PAUSE_BETWEEN)):
-            name, inject, _ = (
-                ("hang a service", self.hang, 1)
-                if first
-                else self.rng.choices(self._kinds, [weight for *_, weight in self._kinds])[0]
-            )
-            first = False
+            name, inject, _ = next(first, None) or self.rng.choices(self._kinds, [w for *_, w in self._kinds])[0]
             try:
                 inject()
                 self.injected[name] += 1
@@ -109,19 +111,25 @@ class Faults:
             container.unpause()
 
     def hang(self) -> None:
-        """Pause a service for HUNG_FOR seconds while reading the other services' lists, one after another."""
-        hang = Hang(self.rng.choice(SERVICES), time.monotonic())
-        container = self.stack.container(hang.service)
-        until = hang.start + self.rng.uniform(*HUNG_FOR)
-        container.pause()
+        """Pause a service for HUNG_FOR seconds: connections stay open and nothing answers."""
+        self._outage("hung", HUNG_FOR, self.stack.paused)
+
+    def partition(self) -> None:
+        """Disconnect a service from the stack's network for PARTITIONED_FOR seconds, then reconnect it."""
+        self._outage("partitioned", PARTITIONED_FOR, self.stack.cut_off)
+
+    def _outage(self, kind: str, seconds: tuple[float, float], fault: Callable[[str], Any]) -> None:
+        """``fault(service)`` held for ``seconds`` while the other services' lists are read, one after another."""
+        outage = Outage(self.rng.choice(SERVICES), kind, time.monotonic())
+        until = outage.start + self.rng.uniform(*seconds)
         try:
-            while time.monotonic() < until:
-                for bystander in (s for s in SERVICES if s != hang.service):
-                    hang.probes.append((bystander, self._probe(bystander)))
+            with fault(outage.service):
+                while time.monotonic() < until:
+                    for bystander in (s for s in SERVICES if s != outage.service):
+                        outage.probes.append((bystander, self._probe(bystander)))
         finally:
-            container.unpause()
-            hang.end = time.monotonic()
-            self.hangs.append(hang)
+            outage.end = time.monotonic()
+            self.outages.append(outage)
 
     def _probe(self, service: str) -> int | None:
         try:

@@ -63,7 +63,7 @@ class Report:
     outcomes: Counter[str] = field(default_factory=Counter)
     faults: Counter[str] = field(default_factory=Counter)
     rows: dict[str, int] = field(default_factory=dict)
-    hangs: list[str] = field(default_factory=list)
+    outages: list[str] = field(default_factory=list)
     violations: list[str] = field(default_factory=list)
     explanations: list[str] = field(default_factory=list)
 
@@ -75,7 +75,7 @@ class Report:
             "answers: " + ", ".join(f"{k} {v}" for k, v in sorted(self.outcomes.items())),
             "faults: " + (", ".join(f"{k} {v}" for k, v in sorted(self.faults.items())) or "none"),
             "rows at the end: " + ", ".join(f"{k} {v}" for k, v in self.rows.items()),
-            "hangs: " + ("; ".join(self.hangs) or "none"),
+            "outages: " + ("; ".join(self.outages) or "none"),
             *(f"VIOLATION {line}" for line in self.violations),
             *self.explanations,
         ]
@@ -98,15 +98,16 @@ def run(stack: Any, *, seconds: float, seed: int, postgres: bool, clients: int =
     workload.join(timeout=90)
     report.violations += faults.errors
     report.faults, report.operations = faults.injected, Counter(op.kind for op in history.ops)
-    report.hangs = [
-        f"{h.service} {h.end - h.start:.1f} s, the others' lists read {len(h.probes)} times" for h in faults.hangs
+    report.outages = [
+        f"{o.service} {o.kind} {o.end - o.start:.1f} s, the others' lists read {len(o.probes)} times"
+        for o in faults.outages
     ]
     report.outcomes = Counter("no answer" if op.status is None else f"{op.status // 100}xx" for op in history.ops)
     stack.wait_healthy()
     _drain(stack, report)
     final = only_this_run(read_back(stack), workload.marker)
     report.rows = {name: len(rows) for name, rows in vars(final).items()}
-    report.violations += check(history, final, faults.hangs)
+    report.violations += check(history, final, faults.outages)
     report.violations += list(tmp_within_budget(stack))
     report.explanations = explain_failures(stack, history)
     return report

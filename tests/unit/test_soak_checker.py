@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from tests.soak.checker import Final, check
-from tests.soak.faults import Hang
+from tests.soak.faults import Outage
 from tests.soak.history import History
 
 pytestmark = pytest.mark.filterwarnings("ignore::pytest.PytestConfigWarning")
@@ -170,8 +170,8 @@ def test_a_file_deleted_with_no_deletion_of_its_own_or_its_tickets_is_a_lost_res
     assert [v.split(":")[0] for v in check(h, final)] == ["lost restore"]
 
 
-def hang_of_users(*probes: tuple[str, int | None]) -> Hang:
-    return Hang("user-service", 10, 20, list(probes))
+def hang_of_users(*probes: tuple[str, int | None], kind: str = "hung") -> Outage:
+    return Outage("user-service", kind, 10, 20, list(probes))
 
 
 ALL_READ = (("ticket-service", 200), ("communication-service", 200), ("file-service", 200))
@@ -200,10 +200,12 @@ def test_a_hang_with_every_bystander_answering_has_no_violation():
         (ALL_READ, [("ticket-service", "delete_ticket", 11, None)], "delete_ticket x -> None"),
     ],
 )
-def test_a_bystander_that_stopped_answering_during_a_hang_is_a_violation(probes, ops, found):
-    """A list not answered, a service never read, or an unrelated operation without an answer or with a 5xx."""
+@pytest.mark.parametrize("kind", ["hung", "partitioned"])
+def test_a_bystander_that_stopped_answering_during_an_outage_is_a_violation(probes, ops, found, kind):
+    """During a hang or a partition: a list not answered, a service never read, or an unrelated operation
+    without an answer or with a 5xx."""
     h = History()
-    for service, kind, start, status in ops:
-        sent_to(h, service, kind, start, status)
-    (line,) = check(h, Final(), [hang_of_users(*probes)])
-    assert line.startswith("hang: ") and found in line, line
+    for service, op_kind, start, status in ops:
+        sent_to(h, service, op_kind, start, status)
+    (line,) = check(h, Final(), [hang_of_users(*probes, kind=kind)])
+    assert line.startswith(f"{kind}: ") and found in line, line
