@@ -84,8 +84,10 @@ class ServiceRetry(Retry):
         _stacktrace: TracebackType | None = None,
     ) -> Self:
         call = current_call.get()
-        if call is not None and call.spent():
+        if call is not None and call.spent() and response is None:
             raise DeadlineSpent
+        # With a response, a spent deadline is refused below: urllib3 hands the response, and the connection
+        # it holds, back to the caller (raising here would leave that connection to the garbage collector).
         if isinstance(error, ReadTimeoutError | ProtocolError) and not _may_repeat(method):
             raise error.with_traceback(_stacktrace)
         new = super().increment(method, url, response, error, _pool, _stacktrace)

@@ -245,6 +245,7 @@ class HTTPClient:
         try:
             response = self._session.send(self._prepare(method, url, headers, kwargs), **kwargs)
             if call.expired:  # the watchdog cut the connection; what was read may be truncated
+                response.close()  # a streamed body's connection goes back to its pool, not to the collector
                 raise DeadlineSpent
             status = response.status_code
             outcome = "ok" if status < 400 else "error_status"

@@ -18,9 +18,10 @@ from pathlib import Path
 
 import pytest
 import trustme
-from urllib3 import PoolManager
+from urllib3 import HTTPConnectionPool, PoolManager
 
 from shared_core._deadline import Call, current_call, watched_pool_classes
+from shared_core._transport import ServiceRetry
 from shared_core.clients import HTTPClient, HTTPTimeoutError
 from shared_core.context import Deadline
 from shared_core.testing import Reply, Upstream, set_testing
@@ -216,3 +217,24 @@ def test_a_stalled_resolver_cannot_hold_a_call_past_its_deadline(tmp_path):
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout.strip().splitlines()[-1])
     assert report["outcome"] == "HTTPDeadlineExceeded" and report["elapsed"] < 0.5 + MARGIN, report
+
+
+def test_a_deadline_spent_in_the_retry_loop_hands_back_the_response_and_its_connection():
+    """A 503 read once the deadline has passed ends the retries with that 503, whose connection goes back to
+    the pool: a one-connection pool serves the next call (it waited for a connection the collector held)."""
+    set_testing(True)
+    with Upstream() as upstream:
+        upstream.script("/busy", Reply(503, headers={"Retry-After": "0"}))
+        host, port = upstream.url.removeprefix("http://").split(":")
+        pool = HTTPConnectionPool(host, int(port), maxsize=1, block=True)
+        token = current_call.set(Call(Deadline(time.monotonic() - 1), idempotent=True))
+        try:
+            retries = ServiceRetry(3, status_forcelist=[503], raise_on_status=False)
+            spent = pool.urlopen("GET", "/busy", retries=retries, preload_content=False, pool_timeout=2)
+        finally:
+            current_call.reset(token)
+            set_testing(False)
+        assert spent.status == 503 and len(upstream.hits("/busy")) == 1
+        spent.read()
+        spent.release_conn()
+        assert pool.urlopen("GET", "/busy", retries=False, pool_timeout=2).status == 503
