@@ -23,12 +23,10 @@ from shared_core._inputs import MAX_IDEMPOTENCY_KEY
 from shared_core._middleware import current_caller
 from shared_core.clients import IDEMPOTENCY_KEY_HEADER
 
-__all__ = ["IDEMPOTENCY_FIELDS", "UNSCOPED_CALLER", "IdempotentModel", "create_once", "fingerprint"]
+__all__ = ["UNSCOPED_CALLER", "IdempotentModel", "create_once", "fingerprint"]
 
 _M = TypeVar("_M", bound=Model)
 
-#: The fields ``create_once`` hands to ``create``, which stores each as it is given.
-IDEMPOTENCY_FIELDS: Final = ("idempotency_key", "idempotency_caller", "idempotency_fingerprint")
 #: The caller of a row created outside a request, or before keys were scoped: any caller's replay finds it.
 UNSCOPED_CALLER: Final = ""
 #: The longest caller name (``SERVICE_ACCEPTED_TOKENS`` allows no longer one).
@@ -99,7 +97,7 @@ def create_once(
         return Status(200, earlier)
     if check is not None:
         check()
-    fields: dict[str, str | None] = dict(zip(IDEMPOTENCY_FIELDS, (key, caller, digest), strict=True))
+    fields = {"idempotency_key": key, "idempotency_caller": caller, "idempotency_fingerprint": digest}
     try:
         with transaction.atomic():
             obj = create(dict(fields))
