@@ -19,10 +19,12 @@ import pytest
 import requests
 
 from devstack import SERVICES, throwaway_secrets
-from devstack.nodes import Nodes, image_variables, rebuild_on_new_base
+from devstack.nodes import WAIT, Nodes, image_variables, rebuild_on_new_base, wait_for
 
 #: The services a rollout moves; ticket-worker runs ticket-service's image.
 ROLLED = (*SERVICES, "ticket-worker")
+#: Each service's port on every node's edge (compose/stack.yaml's host-mode ports).
+EDGE_PORTS = (8001, 8002, 8003, 8004)
 
 
 @dataclass
@@ -41,6 +43,13 @@ class Cluster:
     def url(self, k: int, port: int, path: str) -> str:
         """``path`` through node ``k``'s edge (8001 user-service, 8002 tickets, 8003 communication, 8004 files)."""
         return f"http://{self.nodes.addresses[k - 1]}:{port}{path}"
+
+    def routed(self, k: int, port: int) -> bool:
+        """Whether node ``k``'s edge reaches a ready replica behind ``port`` (its /readyz answers 200)."""
+        try:
+            return requests.get(self.url(k, port, "/readyz"), timeout=10).status_code == 200
+        except requests.RequestException:
+            return False
 
     def new_user(self, k: int = 1) -> str:
         body = {"email": f"{uuid.uuid4().hex}@example.com", "name": "Nodes"}
@@ -70,6 +79,11 @@ def cluster() -> Iterator[Cluster]:
         images = nodes.publish(tags)
         cluster = Cluster(nodes, name, {"STACK": name, "SWARM_WAIT": "300", **throwaway_secrets()}, images)
         nodes.swarm("deploy", env=cluster.swarm_env(images))
+        # Healthy replicas are not yet reachable from every node: each edge re-resolves within
+        # PROXY_RESOLVER_VALID, and a node's overlay learns the other nodes' new tasks by gossip.
+        for k in (1, 2, 3):
+            for port in EDGE_PORTS:
+                wait_for(lambda k=k, port=port: cluster.routed(k, port), WAIT, f"node{k}'s edge reaching :{port}")
         yield cluster
     finally:
         nodes.down()
