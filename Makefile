@@ -72,10 +72,11 @@ $(BIN)/.build-tools: requirements-dev.txt
 venv: $(BIN)/.installed ## Create .venv with the pinned host tooling
 
 .PHONY: lint
-lint: venv ## ruff (lint and format check) and mypy (strict, django-stubs) on shared_core
+lint: venv ## ruff (lint and format check), mypy (strict, django-stubs) and import-linter (shared_core's layers)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports --no-cache
 
 .PHONY: format
 format: venv ## Apply ruff's formatting and safe fixes

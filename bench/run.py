@@ -18,8 +18,7 @@ from pathlib import Path
 
 import docker
 
-from bench import client as client_bench
-from bench import edge, fleet, images, resilience, swarm, swarm_nodes, throughput
+from bench import client as client_bench, edge, fleet, images, resilience, swarm, swarm_nodes, throughput
 from shared_core import Resilience, __version__
 
 ROOT = Path(__file__).resolve().parents[1]

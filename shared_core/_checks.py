@@ -1,4 +1,4 @@
-"""System checks that catch misuse of BaseModel before it loses or leaks rows."""
+"""System checks that catch misuse of a soft-deleting model (BaseModel, SoftDeleteModel) before it loses rows."""
 
 from __future__ import annotations
 
@@ -9,8 +9,7 @@ from django.apps import AppConfig, apps
 from django.core import checks
 from django.db.models import UniqueConstraint
 
-from shared_core._idempotency import IdempotentModel
-from shared_core.models import BaseModel, SoftDeleteManager
+from shared_core.models import IdempotentModel, SoftDeleteManager, SoftDeleteModel
 
 __all__ = ["check_soft_delete_models"]
 
@@ -18,7 +17,7 @@ __all__ = ["check_soft_delete_models"]
 def check_soft_delete_models(
     app_configs: Sequence[AppConfig] | None = None, **kwargs: Any
 ) -> list[checks.CheckMessage]:
-    """Report BaseModel subclasses whose managers or unique fields defeat soft delete.
+    """Report SoftDeleteModel subclasses (every BaseModel) whose managers or unique fields defeat soft delete.
 
     - ``shared_core.E001``: the default manager is not a filtering ``SoftDeleteManager``
       (for example ``objects = models.Manager()``), so deleted rows leak into
@@ -38,12 +37,19 @@ def check_soft_delete_models(
     errors: list[checks.CheckMessage] = []
     for config in configs:
         for model in config.get_models():
-            if issubclass(model, BaseModel):
+            if issubclass(model, SoftDeleteModel):
                 errors.extend(_check_model(model))
     return errors
 
 
-def _check_model(model: type[BaseModel]) -> list[checks.CheckMessage]:
+def _check_model(model: type[SoftDeleteModel]) -> list[checks.CheckMessage]:
+    errors = [*_check_managers(model), *_check_uniqueness(model)]
+    if issubclass(model, IdempotentModel):
+        errors.extend(_check_idempotent(model))
+    return errors
+
+
+def _check_managers(model: type[SoftDeleteModel]) -> list[checks.CheckMessage]:
     errors: list[checks.CheckMessage] = []
     default = model._default_manager
     if not isinstance(default, SoftDeleteManager) or default.include_deleted:
@@ -65,6 +71,10 @@ def _check_model(model: type[BaseModel]) -> list[checks.CheckMessage]:
                     id="shared_core.E002",
                 )
             )
+    return errors
+
+
+def _check_uniqueness(model: type[SoftDeleteModel]) -> list[checks.CheckMessage]:
     label = model._meta.label
     rules: list[tuple[str, tuple[str, ...]]] = [
         (f"{label}.{field.name} is unique across deleted rows too.", (field.name,))
@@ -80,22 +90,22 @@ def _check_model(model: type[BaseModel]) -> list[checks.CheckMessage]:
         (f"{label}'s unique_together {tuple(fields)!r} counts deleted rows too.", tuple(fields))
         for fields in model._meta.unique_together
     ]
-    for message, fields in rules:
-        listed = ", ".join(f'"{f}"' for f in fields) or "..."
-        errors.append(
-            checks.Warning(
-                message,
-                hint=f"Use Meta.constraints = [live_unique({listed})] so the values can be reused.",
-                obj=model,
-                id="shared_core.W001",
-            )
+    return [
+        checks.Warning(
+            message,
+            hint=f"Use Meta.constraints = [live_unique({_listed(fields)})] so the values can be reused.",
+            obj=model,
+            id="shared_core.W001",
         )
-    if issubclass(model, IdempotentModel):
-        errors.extend(_check_idempotent(model))
-    return errors
+        for message, fields in rules
+    ]
 
 
-def _check_idempotent(model: type[BaseModel]) -> list[checks.CheckMessage]:
+def _listed(fields: tuple[str, ...]) -> str:
+    return ", ".join(f'"{f}"' for f in fields) or "..."
+
+
+def _check_idempotent(model: type[SoftDeleteModel]) -> list[checks.CheckMessage]:
     scoped = {"idempotency_caller", "idempotency_key"}
     constraints = [c for c in model._meta.constraints if isinstance(c, UniqueConstraint)]
     if any(set(c.fields) == scoped and c.condition is not None for c in constraints) and not any(

@@ -10,49 +10,22 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable
-from typing import Final, TypeVar
+from typing import TypeVar
 
-from django.db import IntegrityError, models, transaction
+from django.db import IntegrityError, transaction
 from django.db.models import Model, Q
 from django.http import HttpResponse
 from ninja.responses import Status
 from pydantic import BaseModel
 
 from shared_core._errors import APIError
-from shared_core._inputs import MAX_IDEMPOTENCY_KEY
 from shared_core._middleware import current_caller
-from shared_core.clients import IDEMPOTENCY_KEY_HEADER
+from shared_core._wire import IDEMPOTENCY_KEY_HEADER
+from shared_core.models import UNSCOPED_CALLER
 
-__all__ = ["UNSCOPED_CALLER", "IdempotentModel", "create_once", "fingerprint"]
+__all__ = ["create_once", "fingerprint"]
 
 _M = TypeVar("_M", bound=Model)
-
-#: The caller of a row created outside a request, or before keys were scoped: any caller's replay finds it.
-UNSCOPED_CALLER: Final = ""
-#: The longest caller name (``SERVICE_ACCEPTED_TOKENS`` allows no longer one).
-MAX_CALLER_NAME: Final = 64
-
-
-class IdempotentModel(models.Model):
-    """The fields ``create_once`` needs: the ``Idempotency-Key`` a row was created under, its caller, its body's hash.
-
-    Mix it into a ``BaseModel`` subclass (``class Ticket(IdempotentModel, BaseModel)``) and add
-    ``live_unique("idempotency_caller", "idempotency_key")`` to its constraints, so one caller's key
-    names one live row (the system check ``shared_core.E003`` says so if it is missing). Rows created
-    without a key leave the key and the hash null.
-    """
-
-    # NULL, not "", for "no key": NULLs never collide in the live_unique constraint.
-    idempotency_key = models.CharField(  # noqa: DJ001
-        max_length=MAX_IDEMPOTENCY_KEY, null=True, blank=True, editable=False
-    )
-    # "" (UNSCOPED_CALLER), not NULL, for "no caller": NULLs would never collide in the constraint.
-    idempotency_caller = models.CharField(max_length=MAX_CALLER_NAME, blank=True, default="", editable=False)
-    # The sha256 of the first request's body: the same key with another body is refused.
-    idempotency_fingerprint = models.CharField(max_length=64, null=True, blank=True, editable=False)  # noqa: DJ001
-
-    class Meta:
-        abstract = True
 
 
 def fingerprint(payload: BaseModel) -> str:

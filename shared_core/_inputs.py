@@ -11,13 +11,9 @@ from ninja import Header
 from ninja.parser import Parser
 from pydantic import AfterValidator, AwareDatetime, StringConstraints
 
-from shared_core.clients import IDEMPOTENCY_KEY_HEADER
+from shared_core._wire import IDEMPOTENCY_KEY_HEADER, MAX_IDEMPOTENCY_KEY
 
-__all__ = ["MAX_IDEMPOTENCY_KEY", "IdempotencyKey", "InvalidJSON", "JSONParser", "Timestamp", "text"]
-
-#: The longest ``Idempotency-Key`` accepted.
-MAX_IDEMPOTENCY_KEY: Final = 128
-
+__all__ = ["IdempotencyKey", "InvalidJSON", "JSONParser", "Timestamp", "text"]
 
 #: A string with no NUL character: both databases refuse NUL, and only at write time.
 _NO_NUL: Final = r"^[^\x00]*$"

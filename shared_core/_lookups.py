@@ -11,12 +11,12 @@ from ninja import Schema
 
 from shared_core._errors import APIError
 from shared_core.clients import HTTPClient, HTTPStatusError
-from shared_core.models import BaseModel
+from shared_core.models import SoftDeleteModel
 
 __all__ = ["ListFilters", "fetch_reference", "get_or_404", "restore_or_409", "visible"]
 
 _M = TypeVar("_M", bound=Model)
-_S = TypeVar("_S", bound=BaseModel)
+_S = TypeVar("_S", bound=SoftDeleteModel)
 
 
 class ListFilters(Schema):
@@ -44,7 +44,7 @@ def get_or_404(queryset: QuerySet[_M], pk: uuid.UUID, what: str) -> _M:
     return obj
 
 
-def restore_or_409(obj: BaseModel, what: str) -> None:
+def restore_or_409(obj: SoftDeleteModel, what: str) -> None:
     """``obj.restore()``; a clash with a live row (a unique value taken meanwhile) is a 409, not a 500."""
     try:
         with transaction.atomic():

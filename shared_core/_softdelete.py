@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterator, Mapping
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, TypeVar, cast
+from typing import Any, NamedTuple, TypeVar, cast
 
+from django.core.exceptions import ObjectDoesNotExist
 from django.db import models, transaction
 from django.db.models.lookups import Exact
 from django.db.models.sql.where import AND
@@ -15,29 +16,53 @@ from django.utils import timezone
 
 from shared_core.signals import post_restore, post_soft_delete
 
-if TYPE_CHECKING:
-    from shared_core.models import BaseModel
-
 __all__ = [
     "DEFAULT_SIGNAL_CHUNK_SIZE",
     "DeleteResult",
+    "Deletion",
+    "RowDeleted",
     "SoftDeleteManager",
     "SoftDeleteQuerySet",
     "restore",
     "soft_delete",
+    "stamps_updates",
 ]
 
-_M = TypeVar("_M", bound="BaseModel")
+_M = TypeVar("_M", bound=models.Model)
 
-#: What a delete or restore returns: rows changed in all, and per model label.
-DeleteResult = tuple[int, dict[str, int]]
+
+class DeleteResult(NamedTuple):
+    """What a delete or restore returns, as Django's ``delete()`` does: rows changed in all, and per model label."""
+
+    rows: int
+    per_model: dict[str, int]
+
+
+class Deletion(NamedTuple):
+    """What ``queryset.soft_delete()`` returns: its ``DeleteResult``, and the stamp its rows share (``None``: no row).
+
+    ``filter(deleted_at=deletion.deleted_at).restore()`` undoes exactly this deletion.
+    """
+
+    result: DeleteResult
+    deleted_at: datetime | None
+
 
 #: Rows loaded per SELECT when signals are sent for a deletion or restore.
 DEFAULT_SIGNAL_CHUNK_SIZE = 500
 
 
+class RowDeleted(ObjectDoesNotExist):
+    """A ``save()`` found its row soft-deleted since it was loaded: nothing was written."""
+
+
+def stamps_updates(model: type[models.Model]) -> bool:
+    """Whether ``model`` has an ``updated_at`` that deletions, restores and bulk updates stamp."""
+    return any(f.name == "updated_at" for f in model._meta.concrete_fields)
+
+
 class SoftDeleteQuerySet(models.QuerySet[_M]):
-    """A queryset whose ``delete()`` is soft and whose ``update()`` stamps ``updated_at``."""
+    """A queryset whose ``delete()`` is soft and whose ``update()`` stamps ``updated_at`` (when the model has one)."""
 
     def active(self) -> SoftDeleteQuerySet[_M]:
         """Live rows of this queryset."""
@@ -78,17 +103,20 @@ class SoftDeleteQuerySet(models.QuerySet[_M]):
         )
 
     def update(self, **kwargs: Any) -> int:
-        """Update rows in bulk; ``updated_at`` is set to now unless given."""
-        kwargs.setdefault("updated_at", timezone.now())
+        """Update rows in bulk; ``updated_at`` is set to now unless given (or the model has none)."""
+        if stamps_updates(self.model):
+            kwargs.setdefault("updated_at", timezone.now())
         return super().update(**kwargs)
 
     def bulk_update(self, objs: Any, fields: Any, batch_size: int | None = None) -> int:
-        """Like Django's, and also stamps and saves ``updated_at`` on every object."""
+        """Like Django's, and also stamps and saves ``updated_at`` on every object (when the model has one)."""
         objs = list(objs)
-        now = timezone.now()
-        for obj in objs:
-            obj.updated_at = now
-        fields = [*fields, "updated_at"] if "updated_at" not in fields else list(fields)
+        fields = list(fields)
+        if stamps_updates(self.model):
+            now = timezone.now()
+            for obj in objs:
+                obj.updated_at = now
+            fields = [*fields, "updated_at"] if "updated_at" not in fields else fields
         return super().bulk_update(objs, fields, batch_size=batch_size)
 
     def delete(self) -> DeleteResult:
@@ -96,14 +124,14 @@ class SoftDeleteQuerySet(models.QuerySet[_M]):
         result, _ = self.soft_delete()
         return result
 
-    def soft_delete(self) -> tuple[DeleteResult, datetime | None]:
-        """Like ``delete()``, also returning the deletion's ``deleted_at`` stamp (``None`` if nothing changed).
+    def soft_delete(self) -> Deletion:
+        """Like ``delete()``, also naming the deletion's ``deleted_at`` stamp (``None`` if nothing changed).
 
         Rows deleted together share the stamp, so ``filter(deleted_at=stamp).restore()`` undoes exactly this.
         """
         self._refuse_sliced("delete")
         result, stamp = soft_delete(self.model, self.with_deleted().filter(is_deleted=False), self.db)
-        return result, stamp if result[0] else None
+        return Deletion(result, stamp if result.rows else None)
 
     def restore(self) -> DeleteResult:
         """Restore the deleted rows here, each with exactly what its deletion cascaded to."""
@@ -112,7 +140,7 @@ class SoftDeleteQuerySet(models.QuerySet[_M]):
         total: Counter[str] = Counter()
         for stamp in roots.values_list("deleted_at", flat=True).order_by().distinct():
             total.update(restore(self.model, roots.filter(deleted_at=stamp), stamp, self.db)[1])
-        return sum(total.values()), dict(total)
+        return DeleteResult(sum(total.values()), dict(total))
 
     def hard_delete(self) -> tuple[int, dict[str, int]]:
         """Physically delete these rows, with Django's usual cascade (the only real DELETE)."""
@@ -124,7 +152,7 @@ class SoftDeleteQuerySet(models.QuerySet[_M]):
 
 
 class SoftDeleteManager(models.Manager[_M]):
-    """The manager of BaseModel.
+    """The manager of a soft-deleting model (``SoftDeleteModel``, ``BaseModel``).
 
     ``SoftDeleteManager()`` (the default, ``objects``) returns live rows only;
     ``SoftDeleteManager(include_deleted=True)`` (``all_objects``) returns every row.
@@ -172,21 +200,15 @@ class SoftDeleteManager(models.Manager[_M]):
         return self.get_queryset().with_deleted()
 
 
-def _base_model() -> type[models.Model]:
-    from shared_core.models import BaseModel  # here, not above: shared_core.models imports this module
-
-    return BaseModel
-
-
 def _cascade_relations(model: type[models.Model]) -> Iterator[models.ForeignObjectRel]:
-    """Reverse relations whose rows soft-delete along with ``model``'s rows."""
+    """Reverse relations whose rows soft-delete along with ``model``'s rows: their model has a SoftDeleteManager."""
     for rel in model._meta.related_objects:
         related = rel.related_model
         if (
             (rel.one_to_many or rel.one_to_one)
             and rel.on_delete is models.CASCADE
             and isinstance(related, type)
-            and issubclass(related, _base_model())
+            and any(isinstance(manager, SoftDeleteManager) for manager in related._meta.managers)
         ):
             yield rel
 
@@ -201,10 +223,12 @@ def _propagate(
     marked: Mapping[str, Any],
     select: Mapping[str, Any],
     values: Mapping[str, Any],
+    now: datetime,
     using: str,
     counts: Counter[type[models.Model]],
 ) -> None:
-    """Apply ``values`` to the ``select`` children of ``model``'s ``marked`` rows, level by level.
+    """Apply ``values`` (and ``updated_at=now`` where a model has it) to the ``select`` children of ``model``'s
+    ``marked`` rows, level by level.
 
     Each step only touches rows still in the old state, so it ends on cyclic
     data too; statements grow with relations and depth, never with rows.
@@ -213,10 +237,10 @@ def _propagate(
         child: type[models.Model] = rel.related_model
         parents = model._base_manager.using(using).filter(**marked)
         children = child._base_manager.using(using).filter(**select, **{f"{rel.field.name}__in": parents})
-        changed = _update(children, values)
+        changed = _update(children, _stamped(child, values, now))
         if changed:
             counts[child] += changed
-            _propagate(child, marked, select, values, using, counts)
+            _propagate(child, marked, select, values, now, using, counts)
 
 
 def _send(
@@ -252,19 +276,23 @@ def _send(
 
 def _result(counts: Counter[type[models.Model]]) -> DeleteResult:
     per_model = {model._meta.label: n for model, n in counts.items()}
-    return sum(per_model.values()), per_model
+    return DeleteResult(sum(per_model.values()), per_model)
+
+
+def _stamped(model: type[models.Model], values: Mapping[str, Any], now: datetime) -> dict[str, Any]:
+    """``values``, and ``updated_at=now`` when ``model`` stamps updates."""
+    return {**values, "updated_at": now} if stamps_updates(model) else dict(values)
 
 
 def soft_delete(model: type[models.Model], roots: models.QuerySet[Any], using: str) -> tuple[DeleteResult, datetime]:
     stamp = timezone.now()
-    values = {"is_deleted": True, "deleted_at": stamp, "updated_at": stamp}
     marked = {"is_deleted": True, "deleted_at": stamp}
     counts: Counter[type[models.Model]] = Counter()
     with transaction.atomic(using=using, savepoint=False):
-        changed = _update(roots, values)
+        changed = _update(roots, _stamped(model, marked, stamp))
         if changed:
             counts[model] += changed
-            _propagate(model, marked, {"is_deleted": False}, values, using, counts)
+            _propagate(model, marked, {"is_deleted": False}, marked, stamp, using, counts)
             _send(post_soft_delete, counts, marked, using, stamp)
     return _result(counts), stamp
 
@@ -273,14 +301,15 @@ def restore(model: type[models.Model], roots: models.QuerySet[Any], stamp: datet
     # The restored rows keep the deletion's stamp until the last statement: live with that stamp marks them
     # while receivers run, whatever those write (a receiver's save() moves updated_at, never deleted_at).
     # Other transactions never see the mark; each model costs one more UPDATE.
-    values = {"is_deleted": False, "updated_at": timezone.now()}
+    now = timezone.now()
+    values = {"is_deleted": False}
     marked = {"is_deleted": False, "deleted_at": stamp}
     counts: Counter[type[models.Model]] = Counter()
     with transaction.atomic(using=using, savepoint=False):
-        changed = _update(roots, values)
+        changed = _update(roots, _stamped(model, values, now))
         if changed:
             counts[model] += changed
-            _propagate(model, marked, {"is_deleted": True, "deleted_at": stamp}, values, using, counts)
+            _propagate(model, marked, {"is_deleted": True, "deleted_at": stamp}, values, now, using, counts)
             _send(post_restore, counts, marked, using, stamp, shown={"deleted_at": None})
             for restored in counts:
                 _update(restored._base_manager.using(using).filter(**marked), {"deleted_at": None})

@@ -1,4 +1,11 @@
-"""BaseModel: UUID keys, timestamps and a soft delete that never loses a row.
+"""BaseModel: UUID keys, timestamps and a soft delete that never loses a row, and the models it is the sum of.
+
+``BaseModel`` is ``UUIDModel`` (the key) + ``TimestampedModel`` (``created_at``, ``updated_at``) +
+``ChangeTrackingModel`` (a save writes what changed) + ``SoftDeleteModel`` (the soft delete and the
+live-only write). A model takes the ones it needs: soft delete on an integer-keyed table is
+``class Legacy(SoftDeleteModel)``. Where a part is missing, the contract below loses only what that part
+gives: without ``TimestampedModel`` nothing is stamped, and without ``ChangeTrackingModel`` a save writes
+every field, as Django's does.
 
 Contract:
 
@@ -8,7 +15,7 @@ Contract:
   ``prefetch_related`` (built on ``objects``) hide deleted rows.
 - ``instance.delete()`` and ``queryset.delete()`` are soft: bulk UPDATEs, never
   a SQL ``DELETE``. Only ``hard_delete()`` removes rows.
-- Soft delete cascades to ``on_delete=CASCADE`` children that are BaseModels
+- Soft delete cascades to ``on_delete=CASCADE`` children that soft-delete too (a SoftDeleteManager)
   (soft, never nulling a key); other relations are left alone because the
   parent row still exists. Every row a deletion touches gets the same
   ``deleted_at`` stamp, which is how ``restore()`` brings back exactly that
@@ -21,7 +28,7 @@ Contract:
   the number of rows; a restore adds one per model, which clears the stamp
   last, so its rows stay marked while receivers run, whatever they write.
   With ``post_soft_delete`` / ``post_restore`` receivers connected, add one
-  SELECT per ``DEFAULT_SIGNAL_CHUNK_SIZE`` rows of each model that has
+  SELECT per 500 rows of each model that has
   receivers; rows are found by the deletion's stamp, never by a key list.
 - ``save()`` of a row loaded from the database writes only the fields that
   changed since it was loaded (plus ``updated_at``), in an UPDATE that also
@@ -36,143 +43,90 @@ Contract:
 
 from __future__ import annotations
 
-import copy
-import json
 import uuid
-from datetime import date, datetime, time, timedelta
-from decimal import Decimal
-from typing import Any
+from typing import Any, Final
 
-from django.core.exceptions import ObjectDoesNotExist, ValidationError
 from django.db import models, router
 from django.utils import timezone
 
-from shared_core._idempotency import IdempotentModel
-from shared_core._softdelete import DeleteResult, SoftDeleteManager, SoftDeleteQuerySet, restore, soft_delete
+from shared_core._changes import ChangeTrackingModel
+from shared_core._softdelete import (
+    DeleteResult,
+    Deletion,
+    RowDeleted,
+    SoftDeleteManager,
+    SoftDeleteQuerySet,
+    restore,
+    soft_delete,
+    stamps_updates as _stamps_updates,
+)
+from shared_core._wire import MAX_CALLER_NAME, MAX_IDEMPOTENCY_KEY
 
 __all__ = [
     "BaseModel",
+    "ChangeTrackingModel",
+    "DeleteResult",
+    "Deletion",
     "IdempotentModel",
     "RowDeleted",
     "SoftDeleteManager",
+    "SoftDeleteModel",
     "SoftDeleteQuerySet",
+    "TimestampedModel",
+    "UUIDModel",
     "live_unique",
 ]
 
-#: Values of one type that ``==`` compares as the database would: a field holding the same value of the same
-#: type as it was loaded with is unchanged, without asking the field.
-_IMMUTABLE = (str, int, float, bytes, bool, type(None), datetime, date, time, timedelta, Decimal, uuid.UUID)
-#: Values that can change in place (a JSON dict or list, an array): the loaded copy is a deep copy.
-_MUTABLE = (dict, list, set, bytearray)
 
-
-def _snapshot(value: Any) -> Any:
-    """``value`` as it must be kept to be compared later: a deep copy when it can change in place."""
-    return copy.deepcopy(value) if isinstance(value, _MUTABLE) else value
-
-
-def _stored(field: models.Field[Any, Any], value: Any) -> Any:
-    """What ``field`` would write for ``value``, in a form ``==`` compares exactly; a fresh object when unknown.
-
-    ``get_prep_value`` is the field's own conversion to its database value (a ``FieldFile`` to its name, a
-    date string to a date, ``1.0`` to ``1`` in an IntegerField), so two values compare equal exactly when
-    the same value would be stored. JSON is compared as its text with the keys of objects sorted, since
-    they are unordered (``1``, ``1.0`` and ``true`` differ there); bytes as bytes whatever buffer holds
-    them; and the type is part of every other form (``1 == True`` in Python). A value the field cannot
-    convert compares unequal to everything.
-    """
-    try:
-        prepared = field.get_prep_value(value)
-        if isinstance(field, models.JSONField):
-            return json.dumps(prepared, cls=field.encoder, sort_keys=True)
-    except (TypeError, ValueError, ValidationError):
-        return object()
-    if isinstance(prepared, (memoryview, bytearray)):
-        prepared = bytes(prepared)
-    return type(prepared), prepared
-
-
-class RowDeleted(ObjectDoesNotExist):
-    """A ``save()`` found its row soft-deleted since it was loaded: nothing was written."""
-
-
-class BaseModel(models.Model):
-    """Abstract base of every service model: UUID key, timestamps, soft delete."""
+class UUIDModel(models.Model):
+    """A UUID primary key, ``id``, made in Python (``uuid4``): a row has its key before it is saved."""
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    created_at = models.DateTimeField(default=timezone.now, editable=False, db_index=True)
-    updated_at = models.DateTimeField(auto_now=True)
-    is_deleted = models.BooleanField(default=False, editable=False)
-    deleted_at = models.DateTimeField(null=True, blank=True, editable=False)
-
-    objects = SoftDeleteManager["BaseModel"]()
-    all_objects = SoftDeleteManager["BaseModel"](include_deleted=True)
 
     class Meta:
         abstract = True
 
-    def save(self, *args: Any, update_fields: Any = None, **kwargs: Any) -> None:
-        """Save the fields changed since loading (or ``update_fields``) and ``updated_at``, only if still live.
 
-        Raises ``RowDeleted`` when the row was soft-deleted meanwhile; then nothing is written. A row
-        inserted here counts as loaded afterwards: its next save writes only what changes after this one.
-        """
-        if update_fields is not None and not update_fields:
-            return  # Django's contract: an empty update_fields saves nothing
-        stamped = [f for f in self._meta.concrete_fields if getattr(f, "auto_now", False)]
-        if not args and not kwargs.get("force_insert"):
-            fields = self.changed_fields() if update_fields is None else list(update_fields)
-            if fields is not None:
-                update_fields = [*dict.fromkeys([*fields, *(f.name for f in stamped)])]
-        stamps = {f.attname: self.__dict__.get(f.attname) for f in stamped}
+class TimestampedModel(models.Model):
+    """``created_at`` (set once, indexed) and ``updated_at`` (every save, and every bulk update of the queryset)."""
+
+    created_at = models.DateTimeField(default=timezone.now, editable=False, db_index=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        abstract = True
+
+
+class SoftDeleteModel(models.Model):
+    """A soft delete that never loses a row, and writes that happen only while the row is live.
+
+    ``objects`` sees live rows, ``all_objects`` every row; ``delete()`` marks the row and its
+    ``on_delete=CASCADE`` children that soft-delete too, and ``restore()`` undoes exactly that deletion
+    (the module's docstring has the whole contract). An UPDATE from ``save()`` also requires the row to
+    be live still, so a save racing a deletion raises ``RowDeleted`` and writes nothing. Add it to an
+    existing table with any key: with ``TimestampedModel``, deletions and restores stamp ``updated_at``
+    too; with ``ChangeTrackingModel``, a reloaded instance keeps the fields set and not yet saved.
+    """
+
+    is_deleted = models.BooleanField(default=False, editable=False)
+    deleted_at = models.DateTimeField(null=True, blank=True, editable=False)
+
+    objects = SoftDeleteManager["SoftDeleteModel"]()
+    all_objects = SoftDeleteManager["SoftDeleteModel"](include_deleted=True)
+
+    class Meta:
+        abstract = True
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        """Django's, but an UPDATE of a row soft-deleted meanwhile raises ``RowDeleted`` and writes nothing."""
+        stamps = {
+            f.attname: self.__dict__.get(f.attname) for f in self._meta.concrete_fields if getattr(f, "auto_now", False)
+        }
         try:
-            super().save(*args, update_fields=update_fields, **kwargs)
+            super().save(*args, **kwargs)
         except RowDeleted:
             self.__dict__.update(stamps)  # nothing was written: updated_at is not a change of this instance's
             raise
-        written = update_fields or [f.name for f in self._meta.concrete_fields]
-        loaded = self.__dict__.setdefault("_loaded", {})
-        for name in written:
-            attname = self._meta.get_field(name).attname  # type: ignore[union-attr]
-            if attname in self.__dict__:
-                loaded[attname] = _snapshot(self.__dict__[attname])
-
-    @classmethod
-    def from_db(cls, db: str | None, field_names: Any, values: Any) -> Any:  # type: ignore[override]
-        """Django's, keeping the loaded values so that ``save()`` can tell which fields changed."""
-        instance = super().from_db(db, field_names, values)
-        instance.__dict__["_loaded"] = {name: _snapshot(value) for name, value in zip(field_names, values, strict=True)}
-        return instance
-
-    def refresh_from_db(self, using: str | None = None, fields: Any = None, from_queryset: Any = None) -> None:
-        """Django's; the reloaded fields count as unchanged again."""
-        super().refresh_from_db(using=using, fields=fields, from_queryset=from_queryset)
-        loaded = self.__dict__.get("_loaded")
-        if loaded is not None:
-            names = fields or [f.attname for f in self._meta.concrete_fields]
-            loaded.update({name: _snapshot(getattr(self, name)) for name in names if name in self.__dict__})
-
-    def changed_fields(self) -> list[str] | None:
-        """Names of the fields whose database value changed since the row was loaded (or saved).
-
-        ``None`` for a row that was not loaded. A field counts as changed when the value it would write now
-        differs from the one it was loaded with, whatever its type: assigning an equal value (a date string
-        equal to the stored date, ``Decimal("1.0")`` for ``1.00``) is not a change, and a JSON value or
-        array changed in place is one.
-        """
-        loaded = self.__dict__.get("_loaded")
-        if loaded is None or self._state.adding:
-            return None
-        changed = []
-        for field in self._meta.concrete_fields:
-            if field.primary_key or field.attname not in loaded or field.attname not in self.__dict__:
-                continue
-            before, now = loaded[field.attname], self.__dict__[field.attname]
-            if type(before) is type(now) and isinstance(now, _IMMUTABLE) and before == now:
-                continue
-            if _stored(field, before) != _stored(field, now):
-                changed.append(field.name)
-        return changed
 
     def _do_update(self, base_qs: Any, using: Any, pk_val: Any, values: Any, *args: Any, **kwargs: Any) -> bool:  # type: ignore[override]
         if self.is_deleted:
@@ -188,33 +142,32 @@ class BaseModel(models.Model):
         return self.soft_delete(using=using)
 
     def soft_delete(self, using: str | None = None) -> DeleteResult:
-        """Mark this row and its BaseModel CASCADE children deleted; ``(0, {})`` if already deleted.
+        """Mark this row and its soft-deleting CASCADE children deleted; ``(0, {})`` if already deleted.
 
         When another request deleted it first, the instance then holds the row as stored (but for fields
         set and not saved yet).
         """
         if self.is_deleted:
-            return 0, {}
+            return DeleteResult(0, {})
         db = using or router.db_for_write(type(self), instance=self)
         roots = type(self).all_objects.using(db).filter(pk=self.pk, is_deleted=False)
         result, stamp = soft_delete(type(self), roots, db)
-        if result[0]:
-            self.is_deleted, self.deleted_at, self.updated_at = True, stamp, stamp
-            self._forget_changes("is_deleted", "deleted_at", "updated_at")
+        if result.rows:
+            self.is_deleted, self.deleted_at = True, stamp
+            written = ["is_deleted", "deleted_at"]
+            if _stamps_updates(type(self)):
+                self.updated_at = stamp
+                written.append("updated_at")
+            if isinstance(self, ChangeTrackingModel):
+                self.forget_changes(*written)
         else:
             self._reload_unchanged(db)  # another request deleted it first
         return result
 
     def _reload_unchanged(self, db: str) -> None:
         """Hold the row as stored now, in every field but those set here and not yet saved."""
-        changed = set(self.changed_fields() or ())
+        changed = set(self.changed_fields() or ()) if isinstance(self, ChangeTrackingModel) else set()
         self.refresh_from_db(using=db, fields=[f.attname for f in self._meta.concrete_fields if f.name not in changed])
-
-    def _forget_changes(self, *attnames: str) -> None:
-        """Count ``attnames`` as loaded with their current values (a bulk UPDATE wrote them)."""
-        loaded = self.__dict__.get("_loaded")
-        if loaded is not None:
-            loaded.update({name: _snapshot(getattr(self, name)) for name in attnames})
 
     def restore(self, using: str | None = None) -> DeleteResult:
         """Undo the deletion that took this row, with exactly the rows it cascaded to.
@@ -224,7 +177,7 @@ class BaseModel(models.Model):
         row's state, never a stale copy.
         """
         if not self.is_deleted or self.deleted_at is None:
-            return 0, {}
+            return DeleteResult(0, {})
         db = using or router.db_for_write(type(self), instance=self)
         roots = type(self).all_objects.using(db).filter(pk=self.pk, is_deleted=True, deleted_at=self.deleted_at)
         result = restore(type(self), roots, self.deleted_at, db)
@@ -234,6 +187,45 @@ class BaseModel(models.Model):
     def hard_delete(self, using: str | None = None, keep_parents: bool = False) -> tuple[int, dict[str, int]]:
         """Physically delete this row with Django's usual cascade (the only real DELETE)."""
         return super().delete(using=using, keep_parents=keep_parents)
+
+
+class BaseModel(ChangeTrackingModel, SoftDeleteModel, TimestampedModel, UUIDModel):
+    """Abstract base of every service model: UUID key, timestamps, change tracking and soft delete.
+
+    The sum of ``UUIDModel``, ``TimestampedModel``, ``ChangeTrackingModel`` and ``SoftDeleteModel``;
+    a model that needs only some of them (soft delete on an integer-keyed table) uses those.
+    """
+
+    class Meta:
+        abstract = True
+
+
+#: The caller of a row created outside a request, or before keys were scoped: any caller's replay finds it.
+UNSCOPED_CALLER: Final = ""
+
+
+class IdempotentModel(models.Model):
+    """The fields ``create_once`` needs: the ``Idempotency-Key`` a row was created under, its caller, its body's hash.
+
+    Mix it into a ``BaseModel`` subclass (``class Ticket(IdempotentModel, BaseModel)``) and add
+    ``live_unique("idempotency_caller", "idempotency_key")`` to its constraints, so one caller's key
+    names one live row (the system check ``shared_core.E003`` says so if it is missing). Rows created
+    without a key leave the key and the hash null.
+    """
+
+    # NULL, not "", for "no key": NULLs never collide in the live_unique constraint.
+    idempotency_key = models.CharField(  # noqa: DJ001
+        max_length=MAX_IDEMPOTENCY_KEY, null=True, blank=True, editable=False
+    )
+    # "" (UNSCOPED_CALLER), not NULL, for "no caller": NULLs would never collide in the constraint.
+    idempotency_caller = models.CharField(
+        max_length=MAX_CALLER_NAME, blank=True, default=UNSCOPED_CALLER, editable=False
+    )
+    # The sha256 of the first request's body: the same key with another body is refused.
+    idempotency_fingerprint = models.CharField(max_length=64, null=True, blank=True, editable=False)  # noqa: DJ001
+
+    class Meta:
+        abstract = True
 
 
 def live_unique(*fields: str, name: str | None = None) -> models.UniqueConstraint:

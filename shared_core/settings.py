@@ -20,14 +20,15 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import fields
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
+from shared_core._httpclient import DEFAULT_DEADLINE, DEFAULT_RETRIES
 from shared_core._resilience import DEFAULT_RESILIENCE, Resilience
 from shared_core._uploads import DEFAULT_SPOOL_BYTES, DEFAULT_SPOOL_RESERVE_BYTES
-from shared_core.clients import DEFAULT_DEADLINE, DEFAULT_RETRIES
+from shared_core._wire import CALLER_NAME_PATTERN
 from shared_core.logging_config import get_logging_config
 from shared_core.outbox import (
     DEFAULT_BACKOFF_BASE,
@@ -65,7 +66,7 @@ SECRET_VARIABLES = (
 #: gunicorn's threads per worker process when ``GUNICORN_THREADS`` is unset (base-image/gunicorn.conf.py).
 DEFAULT_GUNICORN_THREADS = 4
 
-_CALLER_NAME = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
+_CALLER_NAME = re.compile(CALLER_NAME_PATTERN)
 
 _DEBUG_SECRET_KEY = "debug-only-" + "x" * 50
 
@@ -217,6 +218,69 @@ def service_settings(
     """
     env = _with_secret_files(os.environ if env is None else env)
     debug = _flag(env, "DJANGO_DEBUG")
+    outbox = _outbox_settings(env, task_queues) if task_queues else {}
+    metrics = _flag(env, "METRICS_ENABLED", default=True)
+    fleet_policy, upstream_policies = _resilience(env, list(upstreams or {}), resilience or {})
+    return {
+        **{name: env.get(name, default) for name, default in (variables or {}).items()},
+        **outbox,
+        **_uploads(env),
+        **_security(),
+        "UPSTREAMS": {name: env.get(_url_variable(name)) or url for name, url in (upstreams or {}).items()},
+        "SERVICE_NAME": service_name,
+        "DEBUG": debug,
+        "SECRET_KEY": _required(env, "DJANGO_SECRET_KEY", debug, _DEBUG_SECRET_KEY),
+        **_tokens(env, debug),
+        "ALLOWED_HOSTS": [h.strip() for h in env.get("DJANGO_ALLOWED_HOSTS", "*").split(",") if h.strip()],
+        "INSTALLED_APPS": [
+            "shared_core",
+            *(["django_tasks", "django_tasks_db", "shared_core.outbox"] if outbox else []),
+            *apps,
+        ],
+        "MIDDLEWARE": [*(["shared_core._metrics.MetricsMiddleware"] if metrics else []), *_MIDDLEWARE],
+        "METRICS_ENABLED": metrics,
+        # prometheus-client reads this variable itself; base-image/bin/start sets it for gunicorn's worker processes.
+        "METRICS_MULTIPROC_DIR": env.get("PROMETHEUS_MULTIPROC_DIR") or None,
+        "TRACING_ENABLED": _flag(env, "TRACING_ENABLED", default=True),
+        "ROOT_URLCONF": urlconf,
+        "DATABASES": {"default": _database(env)},
+        "DEFAULT_AUTO_FIELD": "django.db.models.BigAutoField",
+        "USE_TZ": True,
+        "TIME_ZONE": "UTC",
+        "APPEND_SLASH": False,
+        "LOGGING": get_logging_config(service_name, debug=debug),
+        "HTTP_CLIENT_DEADLINE": _number(env, "HTTP_CLIENT_DEADLINE", DEFAULT_DEADLINE),
+        "HTTP_CLIENT_RETRIES": int(_number(env, "HTTP_CLIENT_RETRIES", DEFAULT_RETRIES)),
+        "HTTP_CLIENT_RESILIENCE": fleet_policy,
+        "UPSTREAM_RESILIENCE": upstream_policies,
+    }
+
+
+#: The middleware after the metrics one (when METRICS_ENABLED), in order.
+_MIDDLEWARE: Final = (
+    "shared_core._middleware.RequestContextMiddleware",
+    "shared_core._middleware.ProtocolMiddleware",
+    "django.middleware.security.SecurityMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "shared_core._middleware.ServiceTokenMiddleware",
+)
+
+
+def _security() -> dict[str, Any]:
+    """Services speak plain HTTP on a private network; TLS and HSTS belong to the edge in front."""
+    return {
+        "SECURE_CONTENT_TYPE_NOSNIFF": True,
+        "SESSION_COOKIE_SECURE": True,
+        "CSRF_COOKIE_SECURE": True,
+        "X_FRAME_OPTIONS": "DENY",
+        "SILENCED_SYSTEM_CHECKS": ["security.W004", "security.W008"],
+    }
+
+
+def _database(env: Mapping[str, str]) -> dict[str, Any]:
+    """``DATABASES["default"]`` from ``DATABASE_URL`` (and ``DATABASE_PASSWORD``), tuned for its engine."""
     database = dj_database_url.parse(
         env.get("DATABASE_URL") or DEFAULT_DATABASE_URL, conn_max_age=DEFAULT_CONN_MAX_AGE, conn_health_checks=True
     )
@@ -230,64 +294,34 @@ def service_settings(
             "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
         }
         database["CONN_MAX_AGE"] = 0
-    else:
-        timeout = int(_number(env, "DATABASE_CONNECT_TIMEOUT", DEFAULT_DATABASE_CONNECT_TIMEOUT))
-        if timeout < 1:  # libpq reads 0 as "wait for ever"
-            raise ImproperlyConfigured(f"DATABASE_CONNECT_TIMEOUT must be 1 or more seconds, got {timeout}")
-        database["OPTIONS"] = {
-            **database.get("OPTIONS", {}),
-            "connect_timeout": timeout,
-            "tcp_user_timeout": timeout * 1000,
-        }
-    upload_max = int(_number(env, "FILE_UPLOAD_MAX_BYTES", DEFAULT_UPLOAD_MAX_BYTES))
+        return dict(database)
+    timeout = int(_number(env, "DATABASE_CONNECT_TIMEOUT", DEFAULT_DATABASE_CONNECT_TIMEOUT))
+    if timeout < 1:  # libpq reads 0 as "wait for ever"
+        raise ImproperlyConfigured(f"DATABASE_CONNECT_TIMEOUT must be 1 or more seconds, got {timeout}")
+    database["OPTIONS"] = {
+        **database.get("OPTIONS", {}),
+        "connect_timeout": timeout,
+        "tcp_user_timeout": timeout * 1000,
+    }
+    return dict(database)
+
+
+def _tokens(env: Mapping[str, str], debug: bool) -> dict[str, Any]:
+    """The token this service sends, and the callers it accepts with theirs."""
     # With per-caller tokens, SERVICE_AUTH_TOKEN is only what this service sends: one that calls no one needs none.
     accepted = parse_accepted_tokens(env.get("SERVICE_ACCEPTED_TOKENS", "")) or None
-    outbox = _outbox_settings(env, task_queues) if task_queues else {}
-    metrics = _flag(env, "METRICS_ENABLED", default=True)
-    fleet_policy, upstream_policies = _resilience(env, list(upstreams or {}), resilience or {})
-    return {
-        **{name: env.get(name, default) for name, default in (variables or {}).items()},
-        **outbox,
-        "UPSTREAMS": {name: env.get(_url_variable(name)) or url for name, url in (upstreams or {}).items()},
-        "SERVICE_NAME": service_name,
-        "DEBUG": debug,
-        "SECRET_KEY": _required(env, "DJANGO_SECRET_KEY", debug, _DEBUG_SECRET_KEY),
-        "SERVICE_AUTH_TOKEN": env.get("SERVICE_AUTH_TOKEN") or None
+    sent = (
+        env.get("SERVICE_AUTH_TOKEN") or None
         if accepted
-        else _required(env, "SERVICE_AUTH_TOKEN", debug, "debug-token"),
-        "SERVICE_ACCEPTED_TOKENS": accepted,
-        "ALLOWED_HOSTS": [h.strip() for h in env.get("DJANGO_ALLOWED_HOSTS", "*").split(",") if h.strip()],
-        "INSTALLED_APPS": [
-            "shared_core",
-            *(["django_tasks", "django_tasks_db", "shared_core.outbox"] if outbox else []),
-            *apps,
-        ],
-        "MIDDLEWARE": [
-            *(["shared_core._metrics.MetricsMiddleware"] if metrics else []),
-            "shared_core._middleware.RequestContextMiddleware",
-            "shared_core._middleware.ProtocolMiddleware",
-            "django.middleware.security.SecurityMiddleware",
-            "django.middleware.common.CommonMiddleware",
-            "django.middleware.csrf.CsrfViewMiddleware",
-            "django.middleware.clickjacking.XFrameOptionsMiddleware",
-            "shared_core._middleware.ServiceTokenMiddleware",
-        ],
-        "METRICS_ENABLED": metrics,
-        # prometheus-client reads this variable itself; base-image/bin/start sets it for gunicorn's worker processes.
-        "METRICS_MULTIPROC_DIR": env.get("PROMETHEUS_MULTIPROC_DIR") or None,
-        "TRACING_ENABLED": _flag(env, "TRACING_ENABLED", default=True),
-        "ROOT_URLCONF": urlconf,
-        "DATABASES": {"default": database},
-        "DEFAULT_AUTO_FIELD": "django.db.models.BigAutoField",
-        "USE_TZ": True,
-        "TIME_ZONE": "UTC",
-        "APPEND_SLASH": False,
-        "LOGGING": get_logging_config(service_name, debug=debug),
-        "HTTP_CLIENT_DEADLINE": _number(env, "HTTP_CLIENT_DEADLINE", DEFAULT_DEADLINE),
-        "HTTP_CLIENT_RETRIES": int(_number(env, "HTTP_CLIENT_RETRIES", DEFAULT_RETRIES)),
-        "HTTP_CLIENT_RESILIENCE": fleet_policy,
-        "UPSTREAM_RESILIENCE": upstream_policies,
-        "FILE_UPLOAD_MAX_BYTES": upload_max,
+        else _required(env, "SERVICE_AUTH_TOKEN", debug, "debug-token")
+    )
+    return {"SERVICE_AUTH_TOKEN": sent, "SERVICE_ACCEPTED_TOKENS": accepted}
+
+
+def _uploads(env: Mapping[str, str]) -> dict[str, Any]:
+    """Request and upload bounds, and where uploads spool."""
+    return {
+        "FILE_UPLOAD_MAX_BYTES": int(_number(env, "FILE_UPLOAD_MAX_BYTES", DEFAULT_UPLOAD_MAX_BYTES)),
         "DATA_UPLOAD_MAX_MEMORY_SIZE": 1024 * 1024,
         "FILE_UPLOAD_MAX_MEMORY_SIZE": 1024 * 1024,
         # Unset: shared_core._uploads spools to DEFAULT_SPOOL_DIR, made on first use (Django's check wants a set one).
@@ -300,12 +334,6 @@ def service_settings(
             "django.core.files.uploadhandler.MemoryFileUploadHandler",
             "shared_core._uploads.SpoolUploadHandler",
         ],
-        # Services speak plain HTTP on a private network; TLS and HSTS belong to the edge in front.
-        "SECURE_CONTENT_TYPE_NOSNIFF": True,
-        "SESSION_COOKIE_SECURE": True,
-        "CSRF_COOKIE_SECURE": True,
-        "X_FRAME_OPTIONS": "DENY",
-        "SILENCED_SYSTEM_CHECKS": ["security.W004", "security.W008"],
     }
 
 

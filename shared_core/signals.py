@@ -6,8 +6,8 @@ with ``sender`` the model class and the keyword arguments ``instance`` (the
 row as it now is in the database), ``using`` (the database alias) and
 ``deleted_at`` (the stamp of the deletion that was made, or that was undone).
 A row that a concurrent deletion took first is not announced by the second.
-Rows are only loaded for a model that has receivers, in chunks of
-``shared_core.models.DEFAULT_SIGNAL_CHUNK_SIZE``; without receivers a bulk
+Rows are only loaded for a model that has receivers, in chunks of 500
+(the internal ``DEFAULT_SIGNAL_CHUNK_SIZE``); without receivers a bulk
 soft delete stays one UPDATE per model.
 
 Receivers that call other services should defer the call with

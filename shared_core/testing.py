@@ -51,6 +51,45 @@ class Seen:
     client_port: int
 
 
+def _handler_for(upstream: Upstream) -> type[BaseHTTPRequestHandler]:
+    """A request handler that answers every method with ``upstream``'s script, delivered as the Reply says."""
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+        def handle_any(self) -> None:
+            length = int(self.headers.get("Content-Length") or 0)
+            body = self.rfile.read(length) if length else b""
+            reply = upstream._answer(self.command, self.path, dict(self.headers), body, self.client_address[1])
+            time.sleep(reply.delay)
+            if reply.drop:
+                self.close_connection = True
+                return
+            head = f"HTTP/1.1 {reply.status} X\r\n" + "".join(f"{k}: {v}\r\n" for k, v in reply.headers.items())
+            head += f"Content-Length: {len(reply.body)}\r\n\r\n"
+            try:
+                self.send_bytes(head.encode(), reply.trickle_headers)
+                self.send_bytes(reply.body, reply.trickle)
+            except OSError:
+                self.close_connection = True
+
+        def send_bytes(self, data: bytes, pause: float) -> None:
+            if not pause:
+                self.wfile.write(data)
+                return
+            for i in range(len(data)):
+                self.wfile.write(data[i : i + 1])
+                self.wfile.flush()
+                time.sleep(pause)
+
+        do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = handle_any
+
+    return Handler
+
+
 class Upstream:
     """Answers each path with its scripted replies in order, repeating the last one."""
 
@@ -58,52 +97,16 @@ class Upstream:
         self.scripts: dict[str, deque[Reply]] = defaultdict(lambda: deque([Reply()]))
         self.seen: list[Seen] = []
         self.lock = threading.Lock()
-        upstream = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, format: str, *args: object) -> None:
-                pass
-
-            def handle_any(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                body = self.rfile.read(length) if length else b""
-                path = self.path.split("?")[0]
-                with upstream.lock:
-                    upstream.seen.append(
-                        Seen(
-                            self.command, self.path, dict(self.headers), body, time.monotonic(), self.client_address[1]
-                        )
-                    )
-                    script = upstream.scripts[path]
-                    reply = script.popleft() if len(script) > 1 else script[0]
-                time.sleep(reply.delay)
-                if reply.drop:
-                    self.close_connection = True
-                    return
-                head = f"HTTP/1.1 {reply.status} X\r\n" + "".join(f"{k}: {v}\r\n" for k, v in reply.headers.items())
-                head += f"Content-Length: {len(reply.body)}\r\n\r\n"
-                try:
-                    self.send_bytes(head.encode(), reply.trickle_headers)
-                    self.send_bytes(reply.body, reply.trickle)
-                except OSError:
-                    self.close_connection = True
-
-            def send_bytes(self, data: bytes, pause: float) -> None:
-                if not pause:
-                    self.wfile.write(data)
-                    return
-                for i in range(len(data)):
-                    self.wfile.write(data[i : i + 1])
-                    self.wfile.flush()
-                    time.sleep(pause)
-
-            do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = handle_any
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
         self.server.daemon_threads = True
         self.thread = threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True)
+
+    def _answer(self, command: str, path: str, headers: dict[str, str], body: bytes, port: int) -> Reply:
+        """Record a request and take its scripted reply."""
+        with self.lock:
+            self.seen.append(Seen(command, path, headers, body, time.monotonic(), port))
+            script = self.scripts[path.split("?")[0]]
+            return script.popleft() if len(script) > 1 else script[0]
 
     @property
     def url(self) -> str:

@@ -2,7 +2,7 @@
 
 from django.db import models
 
-from shared_core.models import BaseModel, IdempotentModel, live_unique
+from shared_core.models import BaseModel, IdempotentModel, SoftDeleteModel, live_unique
 
 
 class Author(BaseModel):
@@ -88,3 +88,22 @@ class Specimen(BaseModel):
     token = models.UUIDField(null=True)
     author = models.ForeignKey(Author, on_delete=models.SET_NULL, null=True, related_name="+")
     twin = models.OneToOneField(Author, on_delete=models.SET_NULL, null=True, related_name="+")
+
+
+class Ledger(SoftDeleteModel):
+    """Soft delete alone, on an integer-keyed table with no timestamps: a table that predates shared_core."""
+
+    name = models.CharField(max_length=50)
+
+
+class Entry(SoftDeleteModel):
+    """A soft-deleting CASCADE child of Ledger, integer-keyed too."""
+
+    ledger = models.ForeignKey(Ledger, on_delete=models.CASCADE, related_name="entries")
+    amount = models.IntegerField(default=0)
+
+
+class Posting(BaseModel):
+    """A BaseModel CASCADE child of a model without timestamps: it is stamped, its parent is not."""
+
+    ledger = models.ForeignKey(Ledger, on_delete=models.CASCADE, related_name="postings")

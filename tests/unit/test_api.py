@@ -8,8 +8,7 @@ from uuid import UUID
 import pytest
 from django.http import HttpResponse
 from django.test import Client
-from hypothesis import given
-from hypothesis import strategies as st
+from hypothesis import given, strategies as st
 
 from shared_core._idempotency import create_once
 from shared_core._pagination import CURSOR_PATTERN, _moment, cursor_after

@@ -1,5 +1,6 @@
 """HTTPClient against a real local HTTP server: retries, timeouts, the deadline, auth, headers."""
 
+import copy
 import logging
 import threading
 import time
@@ -8,8 +9,8 @@ from collections.abc import Iterator
 import pytest
 
 from devstack import free_port
+from shared_core._httpclient import DEFAULT_BACKOFF_MAX
 from shared_core.clients import (
-    DEFAULT_BACKOFF_MAX,
     HTTPClient,
     HTTPClientError,
     HTTPConnectionError,
@@ -17,6 +18,7 @@ from shared_core.clients import (
     HTTPDecodeError,
     HTTPStatusError,
     HTTPTimeoutError,
+    Resilience,
 )
 from shared_core.context import DEADLINE_HEADER, REQUEST_ID_HEADER, Deadline, request_context
 from shared_core.testing import Reply, Upstream, set_testing
@@ -231,6 +233,28 @@ def test_defaults_come_from_django_settings(settings):
     settings.HTTP_CLIENT_DEADLINE = 9
     client = HTTPClient("http://127.0.0.1:1")
     assert (client.timeout, client.retries, client.deadline) == (4.0, 1, 9)
+
+
+def test_a_call_leaves_the_callers_arguments_as_they_were(upstream):
+    """The headers, params and options a caller passes are read, never changed: one dict serves two calls."""
+    upstream.script("/same", Reply(200, b"{}"))
+    options = {"headers": {"X-Mine": "1"}, "params": {"q": "a"}, "timeout": (1.0, 2.0), "allow_redirects": False}
+    kept = copy.deepcopy(options)
+    client = client_for(upstream)
+    for _ in range(2):
+        assert client.get("/same", idempotency_key=True, **options).status_code == 200
+        assert options == kept
+    assert [hit.headers["X-Mine"] for hit in upstream.hits("/same")] == ["1", "1"]
+
+
+def test_a_body_that_cannot_be_encoded_raises_before_the_call_is_admitted(upstream):
+    """A json= that is not JSON raises TypeError at once: nothing is sent, and the guard counts no failure."""
+    client = client_for(upstream, resilience=Resilience(minimum_calls=1, failure_rate=0.5))
+    with pytest.raises(TypeError):
+        client.post("/x", json={"at": object()})
+    upstream.script("/x", Reply(200, b"{}"))
+    assert client.get("/x").status_code == 200  # a failure counted would have opened the circuit
+    assert len(upstream.hits("/x")) == 1
 
 
 def test_token_never_in_repr_errors_or_debug_logs(upstream, caplog):

@@ -1,13 +1,16 @@
 """The docs cannot drift from the code: every example in README.md and docs/ runs (or, for a fragment,
-compiles and imports only what exists), every `make` target they name exists, and the API reference
-lists exactly the public API."""
+compiles and imports only what exists), every `make` target they name exists, the rendered API reference
+documents exactly the public API, and every dotted shared_core name anywhere exists."""
 
 from __future__ import annotations
 
 import ast
 import importlib
+import os
 import re
 import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 from django.apps import apps
@@ -70,24 +73,72 @@ def test_every_shell_example_parses_and_names_real_make_targets(code, fragment, 
         assert target in MAKE_TARGETS, f"make {target} is not a Makefile target"
 
 
-def test_the_reference_lists_exactly_the_public_api():
-    """docs/reference.md's table names every public name, and nothing else."""
-    table = (ROOT / "docs" / "reference.md").read_text().split("::: ", 1)[0]
-    listed = {}
-    for module, names in re.findall(r"^\| `(shared_core[\w.]*)` \| (.*) \|$", table, re.M):
-        listed[module] = set(re.findall(r"`(\w+)`", names))
-    public = {name for name in shared_core.__all__ if name != "__version__"}
-    by_module = (
-        "shared_core.testing",
-        "shared_core.outbox",
-        "shared_core.instrumentation",
-        "shared_core.pytest_plugin",
+#: The public modules, each with a page in docs/reference/.
+PUBLIC_MODULES = sorted(
+    f"shared_core.{page.stem}" for page in (ROOT / "docs" / "reference").glob("*.md") if page.stem != "index"
+)
+#: A dotted name of shared_core in a docstring or a page: it must exist. (A system check's id, such as
+#: shared_core.E001, is no name.)
+DOTTED = re.compile(r"\bshared_core(?:\.(?![EWI]\d{3}\b)\w+)+")
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory) -> Path:
+    """The docs site, built as `make docs` builds it (strictly), into a temporary directory."""
+    out = tmp_path_factory.mktemp("site")
+    mkdocs = Path(sys.executable).with_name("mkdocs")
+    env = {**os.environ, "NO_MKDOCS_2_WARNING": "1"}
+    done = subprocess.run(
+        [str(mkdocs), "build", "--strict", "--site-dir", str(out)], cwd=ROOT, capture_output=True, text=True, env=env
     )
-    assert set().union(*listed.values()) == public.union(*(listed[module] for module in by_module))
+    assert done.returncode == 0, done.stderr[-3000:]
+    return out
+
+
+def test_the_reference_table_lists_exactly_the_public_api():
+    """docs/reference/index.md's table names every public name, each under its module, and nothing else."""
+    table = (ROOT / "docs" / "reference" / "index.md").read_text()
+    listed = {}
+    for module, names in re.findall(r"^\| \[`(shared_core[\w.]*)`\]\([\w.]+\) \| (.*) \|$", table, re.M):
+        listed[module] = set(re.findall(r"`(\w+)`", names))
+    assert sorted(listed) == PUBLIC_MODULES
     for module, names in listed.items():
-        assert names <= set(importlib.import_module(module).__all__), module
-    for module in by_module:
-        assert listed[module] == set(importlib.import_module(module).__all__)
+        assert names == set(importlib.import_module(module).__all__), module
+    assert {n for n in shared_core.__all__ if n != "__version__"} <= set().union(*listed.values())
+
+
+@pytest.mark.parametrize("module", PUBLIC_MODULES)
+def test_each_reference_page_renders_exactly_its_modules_public_names(site, module):
+    """The built page of a public module documents every name in its __all__, and no other member."""
+    html = (site / "reference" / module.split(".", 1)[1] / "index.html").read_text()
+    anchors = set(re.findall(rf'id="{re.escape(module)}\.(\w+)"', html))
+    assert anchors == set(importlib.import_module(module).__all__)
+
+
+def test_every_dotted_shared_core_name_in_a_docstring_or_a_page_exists():
+    """``shared_core.x.y`` named in shared_core's code and docstrings, README.md or docs/ imports or resolves."""
+    sources = [*sorted((ROOT / "shared_core").rglob("*.py")), *PAGES]
+    missing = set()
+    for path in sources:
+        for name in set(DOTTED.findall(path.read_text())):
+            if not _resolves(name):
+                missing.add(f"{path.relative_to(ROOT)}: {name}")
+    assert sorted(missing) == []
+
+
+def _resolves(name: str) -> bool:
+    parts = name.split(".")
+    for cut in range(len(parts), 0, -1):
+        try:
+            target: object = importlib.import_module(".".join(parts[:cut]))
+        except ImportError:
+            continue
+        for attribute in parts[cut:]:
+            if not hasattr(target, attribute):
+                return False
+            target = getattr(target, attribute)
+        return True
+    return False
 
 
 def test_the_readme_is_a_front_door():

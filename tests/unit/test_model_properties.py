@@ -13,8 +13,7 @@ from typing import Any
 
 import pytest
 from django.db import transaction
-from hypothesis import settings
-from hypothesis import strategies as st
+from hypothesis import settings, strategies as st
 from hypothesis.stateful import (
     Bundle,
     RuleBasedStateMachine,

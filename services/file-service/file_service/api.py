@@ -8,8 +8,7 @@ from uuid import UUID
 from django.conf import settings
 from django.db import transaction
 from django.http import FileResponse, HttpRequest
-from ninja import File as FilePart
-from ninja import Form, Query, Router, Schema
+from ninja import File as FilePart, Form, Query, Router, Schema
 from ninja.files import UploadedFile
 from ninja.pagination import paginate
 from ninja.responses import Status
@@ -192,7 +191,7 @@ def delete_ticket_files(request: HttpRequest, ticket_id: UUID, payload: Deletion
         if number > record.number:
             record.number, record.restored = number, False
             record.save(update_fields=["number", "restored", "updated_at"])
-            (_, _), stamp = File.objects.filter(ticket_id=ticket_id).soft_delete()
+            stamp = File.objects.filter(ticket_id=ticket_id).soft_delete().deleted_at
             taken = File.all_objects.filter(ticket_id=ticket_id, is_deleted=True)
             if stamp is not None:
                 taken.filter(deleted_at=stamp, ticket_deletion__isnull=True).update(ticket_deletion=number)
