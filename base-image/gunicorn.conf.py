@@ -55,10 +55,10 @@ def child_exit(server: object, worker: object) -> None:
     """A worker process ended: its values are folded into the archive files and its own files removed.
 
     Its counters keep counting in the totals, its live gauges (requests in flight) stop, and the directory
-    stays bounded however many workers are replaced (shared_core._multiprocess).
+    stays bounded however many workers are replaced (shared_core._base.multiprocess).
     """
     directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
     if directory:
-        from shared_core._multiprocess import compact
+        from shared_core._base.multiprocess import compact
 
         compact(worker.pid, directory)  # type: ignore[attr-defined]

@@ -74,7 +74,7 @@ def read_handlers(database: str, metrics_dir: str) -> tuple[dict[str, Any], Call
     }
     dropped = {
         "everything": (),
-        "quiet": ("shared_core._metrics.MetricsMiddleware",),
+        "quiet": ("shared_core._ops.metrics.MetricsMiddleware",),
         "bare": tuple(m for m in settings.MIDDLEWARE if m.startswith("shared_core.")),
     }
 

@@ -94,7 +94,7 @@ def keyset(model: type) -> dict:
     """
     from django.test import Client
 
-    from shared_core._pagination import cursor_after  # the API's own cursor, not public
+    from shared_core._web.pagination import cursor_after  # the API's own cursor, not public
 
     client = Client()
     ordered = model.objects.order_by("-created_at", "-pk")

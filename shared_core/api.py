@@ -32,14 +32,14 @@ from ninja.errors import AuthenticationError, HttpError, ValidationError
 from ninja.security import HttpBearer
 
 from shared_core import __version__
-from shared_core._db import schema_is_current
-from shared_core._errors import APIError, handler400, handler403, handler404, handler500, json_error
-from shared_core._idempotency import create_once
-from shared_core._inputs import IdempotencyKey, InvalidJSON, JSONParser, Timestamp, text
-from shared_core._lookups import ListFilters, fetch_reference, get_or_404, restore_or_409, visible
-from shared_core._middleware import callers, match_token
-from shared_core._pagination import KeysetPagination
-from shared_core._uploads import UploadSpoolFull
+from shared_core._web.db import schema_is_current
+from shared_core._web.errors import APIError, handler400, handler403, handler404, handler500, json_error
+from shared_core._web.idempotency import create_once
+from shared_core._web.inputs import IdempotencyKey, InvalidJSON, JSONParser, Timestamp, text
+from shared_core._web.lookups import ListFilters, fetch_reference, get_or_404, restore_or_409, visible
+from shared_core._web.middleware import callers, match_token
+from shared_core._web.pagination import KeysetPagination
+from shared_core._web.uploads import UploadSpoolFull
 from shared_core.clients import (
     HTTPClientError,
     HTTPConnectionError,

@@ -12,7 +12,7 @@ urllib3 exception leaves this module.
 
 from __future__ import annotations
 
-from shared_core._client_errors import (
+from shared_core._client.errors import (
     HTTPBulkheadFull,
     HTTPCircuitOpen,
     HTTPClientError,
@@ -23,9 +23,9 @@ from shared_core._client_errors import (
     HTTPTimeoutError,
     HTTPUpstreamUnavailable,
 )
-from shared_core._httpclient import HTTPClient
-from shared_core._resilience import Resilience
-from shared_core._upstreams import upstream
+from shared_core._client.httpclient import HTTPClient
+from shared_core._client.resilience import Resilience
+from shared_core._client.upstreams import upstream
 
 __all__ = [
     "HTTPBulkheadFull",

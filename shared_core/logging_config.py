@@ -32,7 +32,7 @@ from typing import Any, Final
 
 from pythonjsonlogger.json import JsonFormatter as _JsonFormatter
 
-from shared_core._tracing import get_trace, parse_traceparent
+from shared_core._base.tracing import get_trace, parse_traceparent
 from shared_core.context import get_request_id
 
 __all__ = ["get_logging_config"]
@@ -123,7 +123,7 @@ def _record_request_id(record: logging.LogRecord) -> str | None:
 
 
 def _record_trace_id(record: logging.LogRecord) -> str | None:
-    """The trace id of gunicorn's access line, from the response's ``traceresponse`` (shared_core._tracing)."""
+    """The trace id of gunicorn's access line, from the response's ``traceresponse`` (shared_core._base.tracing)."""
     atoms = record.args
     parsed = parse_traceparent(atoms.get("{traceresponse}o")) if isinstance(atoms, dict) else None
     return parsed[0] if parsed else None

@@ -49,8 +49,9 @@ from typing import Any, Final
 from django.db import models, router
 from django.utils import timezone
 
-from shared_core._changes import ChangeTrackingModel
-from shared_core._softdelete import (
+from shared_core._base.wire import MAX_CALLER_NAME, MAX_IDEMPOTENCY_KEY
+from shared_core._data.changes import ChangeTrackingModel
+from shared_core._data.softdelete import (
     DeleteResult,
     Deletion,
     RowDeleted,
@@ -60,7 +61,6 @@ from shared_core._softdelete import (
     soft_delete,
     stamps_updates as _stamps_updates,
 )
-from shared_core._wire import MAX_CALLER_NAME, MAX_IDEMPOTENCY_KEY
 
 __all__ = [
     "BaseModel",

@@ -25,10 +25,10 @@ from typing import Any, Final
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
-from shared_core._httpclient import DEFAULT_DEADLINE, DEFAULT_RETRIES
-from shared_core._resilience import DEFAULT_RESILIENCE, Resilience
-from shared_core._uploads import DEFAULT_SPOOL_BYTES, DEFAULT_SPOOL_RESERVE_BYTES
-from shared_core._wire import CALLER_NAME_PATTERN
+from shared_core._base.wire import CALLER_NAME_PATTERN
+from shared_core._client.httpclient import DEFAULT_DEADLINE, DEFAULT_RETRIES
+from shared_core._client.resilience import DEFAULT_RESILIENCE, Resilience
+from shared_core._web.uploads import DEFAULT_SPOOL_BYTES, DEFAULT_SPOOL_RESERVE_BYTES
 from shared_core.logging_config import get_logging_config
 from shared_core.outbox import (
     DEFAULT_BACKOFF_BASE,
@@ -237,7 +237,7 @@ def service_settings(
             *(["django_tasks", "django_tasks_db", "shared_core.outbox"] if outbox else []),
             *apps,
         ],
-        "MIDDLEWARE": [*(["shared_core._metrics.MetricsMiddleware"] if metrics else []), *_MIDDLEWARE],
+        "MIDDLEWARE": [*(["shared_core._ops.metrics.MetricsMiddleware"] if metrics else []), *_MIDDLEWARE],
         "METRICS_ENABLED": metrics,
         # prometheus-client reads this variable itself; base-image/bin/start sets it for gunicorn's worker processes.
         "METRICS_MULTIPROC_DIR": env.get("PROMETHEUS_MULTIPROC_DIR") or None,
@@ -258,13 +258,13 @@ def service_settings(
 
 #: The middleware after the metrics one (when METRICS_ENABLED), in order.
 _MIDDLEWARE: Final = (
-    "shared_core._middleware.RequestContextMiddleware",
-    "shared_core._middleware.ProtocolMiddleware",
+    "shared_core._web.middleware.RequestContextMiddleware",
+    "shared_core._web.middleware.ProtocolMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
-    "shared_core._middleware.ServiceTokenMiddleware",
+    "shared_core._web.middleware.ServiceTokenMiddleware",
 )
 
 
@@ -324,7 +324,7 @@ def _uploads(env: Mapping[str, str]) -> dict[str, Any]:
         "FILE_UPLOAD_MAX_BYTES": int(_number(env, "FILE_UPLOAD_MAX_BYTES", DEFAULT_UPLOAD_MAX_BYTES)),
         "DATA_UPLOAD_MAX_MEMORY_SIZE": 1024 * 1024,
         "FILE_UPLOAD_MAX_MEMORY_SIZE": 1024 * 1024,
-        # Unset: shared_core._uploads spools to DEFAULT_SPOOL_DIR, made on first use (Django's check wants a set one).
+        # Unset: uploads spool to _web.uploads.DEFAULT_SPOOL_DIR, made on first use (Django checks a set one).
         "FILE_UPLOAD_TEMP_DIR": env.get("FILE_UPLOAD_TEMP_DIR") or None,
         "FILE_UPLOAD_SPOOL_BYTES": int(_number(env, "FILE_UPLOAD_SPOOL_BYTES", DEFAULT_SPOOL_BYTES)),
         "FILE_UPLOAD_SPOOL_RESERVE_BYTES": int(
@@ -332,7 +332,7 @@ def _uploads(env: Mapping[str, str]) -> dict[str, Any]:
         ),
         "FILE_UPLOAD_HANDLERS": [
             "django.core.files.uploadhandler.MemoryFileUploadHandler",
-            "shared_core._uploads.SpoolUploadHandler",
+            "shared_core._web.uploads.SpoolUploadHandler",
         ],
     }
 

@@ -17,8 +17,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from shared_core._resilience import reset_resilience
-from shared_core._transport import set_testing
+from shared_core._client.resilience import reset_resilience
+from shared_core._client.transport import set_testing
 
 __all__ = ["Reply", "Seen", "Upstream", "drain_outbox", "reset_resilience", "set_testing", "undocumented_routes"]
 

@@ -36,8 +36,8 @@ from django.core.handlers.wsgi import WSGIHandler
 from django.core.wsgi import get_wsgi_application as _django_application
 from django.utils.http import parse_header_parameters
 
-from shared_core._errors import envelope
-from shared_core._middleware import bearer_caller
+from shared_core._web.errors import envelope
+from shared_core._web.middleware import bearer_caller
 from shared_core.context import REQUEST_ID_HEADER, new_request_id, valid_request_id
 from shared_core.settings import DEFAULT_UPLOAD_MAX_BYTES
 

@@ -23,14 +23,14 @@ INSTALLED_APPS = [
 TASKS = {"default": {"BACKEND": "shared_core.outbox.OutboxBackend", "QUEUES": ["default", "hooks"]}}
 METRICS_ENABLED = True
 MIDDLEWARE = [
-    "shared_core._metrics.MetricsMiddleware",
-    "shared_core._middleware.RequestContextMiddleware",
-    "shared_core._middleware.ProtocolMiddleware",
+    "shared_core._ops.metrics.MetricsMiddleware",
+    "shared_core._web.middleware.RequestContextMiddleware",
+    "shared_core._web.middleware.ProtocolMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
-    "shared_core._middleware.ServiceTokenMiddleware",
+    "shared_core._web.middleware.ServiceTokenMiddleware",
 ]
 ROOT_URLCONF = "tests.testapp.urls"
 TEMPLATES = [

@@ -56,7 +56,7 @@ from django_tasks import TaskContext
 from django_tasks.utils import normalize_json
 from django_tasks_db.backend import DatabaseBackend
 
-from shared_core._tracing import get_trace
+from shared_core._base.tracing import get_trace
 from shared_core.clients import HTTPClientError, HTTPStatusError
 from shared_core.context import get_request_id
 

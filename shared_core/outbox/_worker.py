@@ -22,8 +22,8 @@ from django_tasks.utils import normalize_json
 from django_tasks_db.models import DBTaskResult
 from django_tasks_db.utils import exclusive_transaction, is_locked_database_exception
 
-from shared_core._client_errors import HTTPUpstreamUnavailable
-from shared_core._tracing import TRACEPARENT_HEADER, TRACESTATE_HEADER, TraceContext, trace_context
+from shared_core._base.tracing import TRACEPARENT_HEADER, TRACESTATE_HEADER, TraceContext, trace_context
+from shared_core._client.errors import HTTPUpstreamUnavailable
 from shared_core.context import Deadline, request_context
 from shared_core.outbox import (
     CONTEXT_KEY,

@@ -6,7 +6,7 @@ from django.db import connection
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.urls import path
 
-from shared_core._middleware import callers
+from shared_core._web.middleware import callers
 from shared_core.context import get_deadline, get_request_id
 from tests.testapp.api import api
 
@@ -29,7 +29,7 @@ def healthz(request: HttpRequest) -> HttpResponse:
 
 
 def cut_outside_the_wrapper(request: HttpRequest) -> HttpResponse:
-    """A statement PostgreSQL cuts at ``statement_timeout`` outside shared_core._db's wrapper, as it can cut a
+    """A statement PostgreSQL cuts at ``statement_timeout`` outside shared_core._web.db's wrapper, as it can cut a
     COMMIT: Django's error, with the driver's QueryCanceled as its cause."""
     connection.ensure_connection()
     raw = connection.connection

@@ -10,8 +10,8 @@ from django.http import HttpResponse
 from django.test import Client
 from hypothesis import given, strategies as st
 
-from shared_core._idempotency import create_once
-from shared_core._pagination import CURSOR_PATTERN, _moment, cursor_after
+from shared_core._web.idempotency import create_once
+from shared_core._web.pagination import CURSOR_PATTERN, _moment, cursor_after
 from shared_core.clients import Resilience
 from shared_core.testing import Reply, Upstream, set_testing, undocumented_routes
 from tests.testapp.api import ReceiptIn
@@ -327,7 +327,7 @@ def test_undocumented_routes_reports_plain_views_beside_the_api():
 @pytest.mark.django_db
 def test_the_api_checks_the_token_itself_without_the_middleware(settings):
     """Without ServiceTokenMiddleware (a bare baseline), operations still take only a valid token."""
-    settings.MIDDLEWARE = [m for m in settings.MIDDLEWARE if m != "shared_core._middleware.ServiceTokenMiddleware"]
+    settings.MIDDLEWARE = [m for m in settings.MIDDLEWARE if m != "shared_core._web.middleware.ServiceTokenMiddleware"]
     assert Client(HTTP_AUTHORIZATION=f"Bearer {TOKEN}").get("/api/t/authors/").status_code == 200
     refused = Client(HTTP_AUTHORIZATION="Bearer wrong").get("/api/t/authors/")
     assert refused.status_code == 401 and refused.json()["error"] == "unauthorized"
@@ -339,7 +339,7 @@ def test_readyz_is_503_while_this_releases_migrations_are_not_applied(client, mo
     from django.db import connection
     from django.db.migrations.recorder import MigrationRecorder
 
-    from shared_core import _db as db
+    from shared_core._web import db as db
 
     monkeypatch.setattr(db, "_current_schemas", set())
     recorder = MigrationRecorder(connection)

@@ -3,7 +3,7 @@
 from django.db import models
 from django.test.utils import isolate_apps
 
-from shared_core._checks import check_soft_delete_models
+from shared_core._ops.checks import check_soft_delete_models
 from shared_core.models import BaseModel, IdempotentModel, SoftDeleteManager, live_unique
 
 

@@ -20,8 +20,8 @@ import pytest
 import trustme
 from urllib3 import HTTPConnectionPool, PoolManager
 
-from shared_core._deadline import Call, current_call, watched_pool_classes
-from shared_core._transport import ServiceRetry
+from shared_core._client.deadline import Call, current_call, watched_pool_classes
+from shared_core._client.transport import ServiceRetry
 from shared_core.clients import HTTPClient, HTTPTimeoutError
 from shared_core.context import Deadline
 from shared_core.testing import Reply, Upstream, set_testing

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import pytest
 
 from devstack import free_port
-from shared_core._httpclient import DEFAULT_BACKOFF_MAX
+from shared_core._client.httpclient import DEFAULT_BACKOFF_MAX
 from shared_core.clients import (
     HTTPClient,
     HTTPClientError,

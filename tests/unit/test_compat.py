@@ -1,9 +1,9 @@
-"""shared_core._compat: a service's supported shared_core versions, checked at container start."""
+"""shared_core._base.compat: a service's supported shared_core versions, checked at container start."""
 
 import pytest
 
 from shared_core import __version__
-from shared_core._compat import IncompatibleVersion, main, require, satisfies
+from shared_core._base.compat import IncompatibleVersion, main, require, satisfies
 
 
 @pytest.mark.parametrize(

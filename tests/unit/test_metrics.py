@@ -15,7 +15,7 @@ from django.db import connection
 from django.test import Client
 from prometheus_client.parser import text_string_to_metric_families
 
-from shared_core._metrics import CLIENT_METRICS, OutboxCollector, exposition, route_of
+from shared_core._ops.metrics import CLIENT_METRICS, OutboxCollector, exposition, route_of
 from shared_core.clients import HTTPCircuitOpen, HTTPClient, HTTPDeadlineExceeded, Resilience
 from shared_core.instrumentation import get_hooks
 from shared_core.outbox._worker import Worker

@@ -6,7 +6,7 @@ import pytest
 from django.core.exceptions import ImproperlyConfigured
 from django.http import HttpResponse
 
-from shared_core._middleware import ServiceTokenMiddleware
+from shared_core._web.middleware import ServiceTokenMiddleware
 from shared_core.testing import Reply
 
 AUTH = {"HTTP_AUTHORIZATION": "Bearer unit-test-service-token"}
@@ -118,7 +118,7 @@ def test_callers_restricts_a_view_to_named_callers(client, rotating):
 
 def test_callers_needs_a_name():
     """callers() with no names is a mistake, reported at import time."""
-    from shared_core._middleware import callers
+    from shared_core._web.middleware import callers
 
     with pytest.raises(ValueError, match="caller"):
         callers()

@@ -167,7 +167,7 @@ def test_cascade_is_bounded_in_statements_not_rows():
 
 def test_receivers_read_rows_in_bounded_chunks_never_a_key_list(monkeypatch):
     """With receivers, each row is announced once, read in chunks by stamp; no statement lists the keys."""
-    monkeypatch.setattr("shared_core._softdelete.DEFAULT_SIGNAL_CHUNK_SIZE", 7)
+    monkeypatch.setattr("shared_core._data.softdelete.DEFAULT_SIGNAL_CHUNK_SIZE", 7)
     seen: list[object] = []
 
     def receiver(sender, instance, **kwargs):
@@ -519,7 +519,7 @@ def test_a_save_refused_for_a_deleted_row_leaves_no_change_behind():
 
 def test_a_restore_receiver_that_writes_rows_never_hides_later_ones(monkeypatch):
     """A post_restore receiver that updates every chapter of the book: each restored chapter is still announced."""
-    monkeypatch.setattr("shared_core._softdelete.DEFAULT_SIGNAL_CHUNK_SIZE", 2)
+    monkeypatch.setattr("shared_core._data.softdelete.DEFAULT_SIGNAL_CHUNK_SIZE", 2)
     author = make_author()
     book = Book.objects.create(author=author, title="b")
     chapters = {Chapter.objects.create(book=book, number=i).pk for i in range(5)}

@@ -1,4 +1,4 @@
-"""prometheus-client's multiprocess directory stays bounded as processes come and go (shared_core._multiprocess)."""
+"""prometheus-client's multiprocess directory stays bounded as processes come and go (_base.multiprocess)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest, multiprocess, values
 from prometheus_client.parser import text_string_to_metric_families
 
-from shared_core._multiprocess import compact, locked
+from shared_core._base.multiprocess import compact, locked
 
 #: Worker replacements in the bounded-directory test: real processes, each writing and exiting.
 REPLACEMENTS = 2000

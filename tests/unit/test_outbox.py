@@ -18,7 +18,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from django_tasks_db.models import DBTaskResult
 
-from shared_core._tracing import TraceContext, parse_traceparent, trace_context
+from shared_core._base.tracing import TraceContext, parse_traceparent, trace_context
 from shared_core.clients import HTTPClient, HTTPConnectionError, HTTPStatusError, HTTPTimeoutError, Resilience
 from shared_core.context import REQUEST_ID_HEADER, request_context
 from shared_core.outbox import backoff, is_transient

@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 import pytest
 
-from shared_core._resilience import Guard, Permit, Rejected, Resilience, Transition
+from shared_core._client.resilience import Guard, Permit, Rejected, Resilience, Transition
 from shared_core.pytest_plugin import eventually
 
 POLICY = Resilience(

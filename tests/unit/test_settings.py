@@ -36,10 +36,10 @@ def test_middleware_order_and_logging():
     """Metrics come first, then request context, and the token check last; logging is configured for the service."""
     settings = make(**SECRETS)
     assert settings["MIDDLEWARE"][:2] == [
-        "shared_core._metrics.MetricsMiddleware",
-        "shared_core._middleware.RequestContextMiddleware",
+        "shared_core._ops.metrics.MetricsMiddleware",
+        "shared_core._web.middleware.RequestContextMiddleware",
     ]
-    assert settings["MIDDLEWARE"][-1] == "shared_core._middleware.ServiceTokenMiddleware"
+    assert settings["MIDDLEWARE"][-1] == "shared_core._web.middleware.ServiceTokenMiddleware"
     assert settings["LOGGING"]["filters"]["context"]["service"] == "svc"
     assert settings["METRICS_ENABLED"] and settings["TRACING_ENABLED"] and settings["METRICS_MULTIPROC_DIR"] is None
 
@@ -47,7 +47,7 @@ def test_middleware_order_and_logging():
 def test_metrics_and_tracing_can_be_turned_off():
     """METRICS_ENABLED=0 drops the metrics middleware; TRACING_ENABLED=0 is passed on; the multiprocess dir is read."""
     settings = make(**SECRETS, METRICS_ENABLED="0", TRACING_ENABLED="false", PROMETHEUS_MULTIPROC_DIR="/tmp/p")
-    assert settings["MIDDLEWARE"][0] == "shared_core._middleware.RequestContextMiddleware"
+    assert settings["MIDDLEWARE"][0] == "shared_core._web.middleware.RequestContextMiddleware"
     assert not settings["METRICS_ENABLED"] and not settings["TRACING_ENABLED"]
     assert settings["METRICS_MULTIPROC_DIR"] == "/tmp/p"
 

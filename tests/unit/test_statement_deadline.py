@@ -1,11 +1,11 @@
-"""One deadline over SQL: statements are bounded by the budget the request has left (shared_core._db)."""
+"""One deadline over SQL: statements are bounded by the budget the request has left (shared_core._web.db)."""
 
 import time
 
 import pytest
 from django.db import connection, transaction
 
-from shared_core._db import statement_deadline
+from shared_core._web.db import statement_deadline
 from shared_core.context import Deadline
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -10,7 +10,7 @@ import pytest
 from opentelemetry import trace as otel_trace
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
-from shared_core._tracing import TraceContext, parse_traceparent, parse_tracestate, trace_context
+from shared_core._base.tracing import TraceContext, parse_traceparent, parse_tracestate, trace_context
 from shared_core.clients import HTTPClient
 from shared_core.logging_config import TEXT_LINE_PATTERN, get_logging_config
 

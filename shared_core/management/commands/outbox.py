@@ -84,7 +84,7 @@ class Command(BaseCommand):
         if len(worker_id) > 64:
             raise CommandError("--worker-id must be at most 64 characters")
         if metrics_port and getattr(settings, "METRICS_ENABLED", False):
-            from shared_core._metrics import serve
+            from shared_core._ops.metrics import serve
 
             try:
                 serve(metrics_port)

@@ -7,7 +7,7 @@ from typing import Any
 import requests
 from urllib3.exceptions import ConnectTimeoutError, NewConnectionError, ReadTimeoutError
 
-from shared_core._deadline import Call
+from shared_core._client.deadline import Call
 from shared_core.instrumentation import Outcome
 
 __all__ = [

@@ -1,6 +1,6 @@
 """Which shared_core versions a service supports, checked when its container starts.
 
-``python -m shared_core._compat ">=0.1,<0.2"`` exits 0 when the installed shared_core
+``python -m shared_core._base.compat ">=0.1,<0.2"`` exits 0 when the installed shared_core
 satisfies the requirement (a PEP 440 version specifier, read by ``packaging``),
 else prints one line naming both versions and exits 1. Pre-releases such as
 ``0.2.0rc1`` are versions like any other: ``>=0.2.0rc1`` admits them. The base
@@ -48,7 +48,7 @@ def require(spec: str, version: str = __version__) -> None:
 
 def main(argv: list[str]) -> int:
     if len(argv) != 1:
-        print("usage: python -m shared_core._compat SPEC", file=sys.stderr)
+        print("usage: python -m shared_core._base.compat SPEC", file=sys.stderr)
         return 2
     try:
         require(argv[0])

@@ -24,16 +24,16 @@ from django.db import InterfaceError, OperationalError
 from django.http import HttpRequest, HttpResponse
 from django.http.request import HttpHeaders
 
-from shared_core._db import cut_at_deadline, statement_deadline
-from shared_core._errors import json_error
-from shared_core._tracing import (
+from shared_core._base.tracing import (
     TRACEPARENT_HEADER,
     TRACERESPONSE_HEADER,
     TRACESTATE_HEADER,
     TraceContext,
     trace_context,
 )
-from shared_core._uploads import release
+from shared_core._web.db import cut_at_deadline, statement_deadline
+from shared_core._web.errors import json_error
+from shared_core._web.uploads import release
 from shared_core.context import (
     DEADLINE_HEADER,
     REQUEST_ID_HEADER,
@@ -78,14 +78,14 @@ class RequestContextMiddleware:
     """Takes ``X-Request-ID``, ``X-Request-Deadline`` and W3C ``traceparent`` / ``tracestate`` from the request.
 
     The response carries the request id, and the request's span as
-    ``traceresponse`` (shared_core._tracing: the caller's trace continued, or a
+    ``traceresponse`` (shared_core._base.tracing: the caller's trace continued, or a
     new one when none or a malformed one arrived).
 
     A missing or unsafe id is replaced by a new one. ``request.request_id``
     holds it, and ``get_request_id()`` / ``get_deadline()`` return the context
     anywhere during the request. The deadline bounds outgoing HTTP calls and
-    every database statement (``shared_core._db``); the files its upload
-    spooled are removed when it ends (``shared_core._uploads``). A request whose budget is
+    every database statement (``shared_core._web.db``); the files its upload
+    spooled are removed when it ends (``shared_core._web.uploads``). A request whose budget is
     already spent gets 504 without reaching the view, and so does one whose
     budget runs out in a statement (``DeadlineExceeded``). Put it first in
     ``MIDDLEWARE``.

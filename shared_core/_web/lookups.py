@@ -9,7 +9,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Model, QuerySet
 from ninja import Schema
 
-from shared_core._errors import APIError
+from shared_core._web.errors import APIError
 from shared_core.clients import HTTPClient, HTTPStatusError
 from shared_core.models import SoftDeleteModel
 

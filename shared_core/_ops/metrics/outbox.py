@@ -10,7 +10,7 @@ from django.db import DatabaseError
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from shared_core._metrics.families import OUTBOX_DELIVERY, OUTBOX_RUNS
+from shared_core._ops.metrics.families import OUTBOX_DELIVERY, OUTBOX_RUNS
 
 
 class OutboxCollector(Collector):

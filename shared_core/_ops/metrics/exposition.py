@@ -8,7 +8,7 @@ from django.conf import settings
 from prometheus_client import REGISTRY, CollectorRegistry, generate_latest, multiprocess, start_http_server
 from prometheus_client.registry import Collector
 
-from shared_core._multiprocess import locked
+from shared_core._base.multiprocess import locked
 
 
 def _registry() -> CollectorRegistry:
@@ -24,7 +24,7 @@ def _registry() -> CollectorRegistry:
 def exposition(*extra: Collector) -> bytes:
     """Every metric of this service in the text format, plus those of the ``extra`` collectors.
 
-    In multiprocess mode the files are read under the directory's shared lock (shared_core._multiprocess), so
+    In multiprocess mode the files are read under the directory's shared lock (shared_core._base.multiprocess), so
     a dead worker's files folded into the archive meanwhile are counted exactly once.
     """
     directory = getattr(settings, "METRICS_MULTIPROC_DIR", None)

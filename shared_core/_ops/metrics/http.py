@@ -12,9 +12,8 @@ from django.db import connections
 from django.http import HttpRequest, HttpResponse
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from shared_core._errors import json_error
-from shared_core._metrics.exposition import exposition
-from shared_core._metrics.families import (
+from shared_core._ops.metrics.exposition import exposition
+from shared_core._ops.metrics.families import (
     CONVERTER,
     DB_DURATION,
     DB_QUERIES,
@@ -25,7 +24,8 @@ from shared_core._metrics.families import (
     METRICS_PATH,
     UNMATCHED_ROUTE,
 )
-from shared_core._metrics.outbox import OutboxCollector
+from shared_core._ops.metrics.outbox import OutboxCollector
+from shared_core._web.errors import json_error
 
 
 def route_of(request: HttpRequest) -> str:

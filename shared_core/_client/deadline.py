@@ -37,7 +37,7 @@ from urllib3.exceptions import ConnectTimeoutError
 from shared_core.context import DEADLINE_HEADER, Deadline
 
 if TYPE_CHECKING:
-    from shared_core._resilience import Guard
+    from shared_core._client.resilience import Guard
 
 __all__ = ["Call", "current_call", "release", "resolve_within", "watched_pool_classes"]
 

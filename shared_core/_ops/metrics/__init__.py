@@ -11,7 +11,7 @@ network, and the edge proxy refuses the path. Under gunicorn the start script
 sets ``PROMETHEUS_MULTIPROC_DIR`` (on the /tmp tmpfs), so every worker
 process writes its values there and a scrape, whichever process answers it,
 adds them all up (prometheus-client's multiprocess mode); the files of dead
-workers are folded into archive files (shared_core._multiprocess), so the
+workers are folded into archive files (shared_core._base.multiprocess), so the
 directory stays bounded. Without it, as in tests, the values live in the process.
 
 Labels never hold an id: a request is labelled with its route template
@@ -20,11 +20,11 @@ Labels never hold an id: a request is labelled with its route template
 class (``2xx``).
 """
 
-from shared_core._metrics.client import CLIENT_METRICS, ClientMetrics
-from shared_core._metrics.exposition import exposition, serve
-from shared_core._metrics.families import METRICS_PATH, UNMATCHED_ROUTE
-from shared_core._metrics.http import MetricsMiddleware, route_of
-from shared_core._metrics.outbox import OutboxCollector, observe_delivery
+from shared_core._ops.metrics.client import CLIENT_METRICS, ClientMetrics
+from shared_core._ops.metrics.exposition import exposition, serve
+from shared_core._ops.metrics.families import METRICS_PATH, UNMATCHED_ROUTE
+from shared_core._ops.metrics.http import MetricsMiddleware, route_of
+from shared_core._ops.metrics.outbox import OutboxCollector, observe_delivery
 
 __all__ = [
     "CLIENT_METRICS",

@@ -18,9 +18,9 @@ from django.http import HttpResponse
 from ninja.responses import Status
 from pydantic import BaseModel
 
-from shared_core._errors import APIError
-from shared_core._middleware import current_caller
-from shared_core._wire import IDEMPOTENCY_KEY_HEADER
+from shared_core._base.wire import IDEMPOTENCY_KEY_HEADER
+from shared_core._web.errors import APIError
+from shared_core._web.middleware import current_caller
 from shared_core.models import UNSCOPED_CALLER
 
 __all__ = ["create_once", "fingerprint"]

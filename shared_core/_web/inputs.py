@@ -11,7 +11,7 @@ from ninja import Header
 from ninja.parser import Parser
 from pydantic import AfterValidator, AwareDatetime, StringConstraints
 
-from shared_core._wire import IDEMPOTENCY_KEY_HEADER, MAX_IDEMPOTENCY_KEY
+from shared_core._base.wire import IDEMPOTENCY_KEY_HEADER, MAX_IDEMPOTENCY_KEY
 
 __all__ = ["IdempotencyKey", "InvalidJSON", "JSONParser", "Timestamp", "text"]
 

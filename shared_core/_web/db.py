@@ -14,7 +14,7 @@ trip before each PostgreSQL statement (a per-statement value, because a
 rolled-back transaction also rolls back a session setting), and one
 ``RESET statement_timeout`` per connection at the end. Both go to the
 driver's cursor directly, so execute wrappers (the per-request query count of
-``shared_core._metrics``) see only the application's statements.
+``shared_core._ops.metrics``) see only the application's statements.
 
 ``schema_is_current()`` tells readiness whether this code's migrations are
 all applied, so a replica that started before its release migrated waits.

@@ -15,7 +15,7 @@ from urllib3.connectionpool import ConnectionPool
 from urllib3.exceptions import InvalidHeader, MaxRetryError, ProtocolError, ReadTimeoutError, ResponseError
 from urllib3.util.retry import Retry
 
-from shared_core._deadline import Call, current_call, watched_pool_classes
+from shared_core._client.deadline import Call, current_call, watched_pool_classes
 from shared_core.instrumentation import RetryDetails, emit_retry
 
 __all__ = ["IDEMPOTENT_METHODS", "DeadlineSpent", "NoCookies", "ServiceRetry", "WatchedAdapter", "set_testing"]

@@ -13,7 +13,10 @@ from urllib.parse import urlsplit
 
 import requests
 
-from shared_core._client_errors import (
+from shared_core._base.tracing import TRACEPARENT_HEADER, get_trace
+from shared_core._base.wire import IDEMPOTENCY_KEY_HEADER
+from shared_core._client.deadline import Call, current_call, watchdog
+from shared_core._client.errors import (
     HTTPBulkheadFull,
     HTTPCircuitOpen,
     HTTPClientError,
@@ -23,11 +26,8 @@ from shared_core._client_errors import (
     outcome as outcome_of,
     translate,
 )
-from shared_core._deadline import Call, current_call, watchdog
-from shared_core._resilience import DEFAULT_RESILIENCE, Guard, Permit, Rejected, Resilience, guard_for
-from shared_core._tracing import TRACEPARENT_HEADER, get_trace
-from shared_core._transport import IDEMPOTENT_METHODS, DeadlineSpent, NoCookies, ServiceRetry, WatchedAdapter
-from shared_core._wire import IDEMPOTENCY_KEY_HEADER
+from shared_core._client.resilience import DEFAULT_RESILIENCE, Guard, Permit, Rejected, Resilience, guard_for
+from shared_core._client.transport import IDEMPOTENT_METHODS, DeadlineSpent, NoCookies, ServiceRetry, WatchedAdapter
 from shared_core.context import REQUEST_ID_HEADER, Deadline, get_deadline, get_request_id
 from shared_core.instrumentation import CallDetails, Outcome, emit_call_end, emit_circuit_change
 

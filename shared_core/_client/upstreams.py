@@ -9,8 +9,8 @@ from django.core.exceptions import ImproperlyConfigured
 from django.core.signals import setting_changed
 from django.dispatch import receiver
 
-from shared_core._httpclient import HTTPClient, default_resilience
-from shared_core._resilience import Resilience
+from shared_core._client.httpclient import HTTPClient, default_resilience
+from shared_core._client.resilience import Resilience
 
 __all__ = ["upstream"]
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Final
 
-from shared_core._metrics.families import (
+from shared_core._client.resilience import STATES
+from shared_core._ops.metrics.families import (
     CLIENT_ATTEMPTS,
     CLIENT_CALLS,
     CLIENT_CIRCUIT_STATE,
@@ -14,7 +15,6 @@ from shared_core._metrics.families import (
     CLIENT_REFUSED,
     CLIENT_RETRIES,
 )
-from shared_core._resilience import STATES
 from shared_core.instrumentation import REFUSED_OUTCOMES, CallDetails, CircuitDetails, RetryDetails
 
 

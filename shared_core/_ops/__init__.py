@@ -1,0 +1,1 @@
+"""Operations: the system checks and the metrics."""
