@@ -22,7 +22,8 @@ PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
 FENCE = re.compile(r"(?:<!-- fragment(?P<why>[^>]*)-->\n)?^```(?P<lang>\w+)[^\n]*\n(?P<code>.*?)^```", re.M | re.S)
 #: One namespace per page: a page's examples run in order, each building on the ones before it.
 _NAMESPACES: dict[str, dict[str, object]] = {}
-MAKE_TARGETS = set(re.findall(r"^([a-zA-Z][a-zA-Z0-9_-]*):", (ROOT / "Makefile").read_text(), re.M))
+MAKEFILES = [ROOT / "Makefile", *sorted((ROOT / "make").glob("*.mk"))]
+MAKE_TARGETS = {t for path in MAKEFILES for t in re.findall(r"^([a-zA-Z][a-zA-Z0-9_-]*):", path.read_text(), re.M)}
 
 
 def blocks(*langs: str) -> list[pytest.param]:

@@ -34,6 +34,6 @@ def test_a_base_given_on_the_command_line_wins(tmp_path):
 
 def test_compose_and_make_pass_no_other_base():
     """compose.yaml takes BASE_IMAGE only from what make passes, and `make images` adds a build arg only on request."""
-    makefile = (ROOT / "Makefile").read_text()
+    makefile = "".join(path.read_text() for path in [ROOT / "Makefile", *sorted((ROOT / "make").glob("*.mk"))])
     assert "STACK = BASE_IMAGE=$(or $(SERVICE_BASE),$(PINNED_BASE))" in makefile
     assert "--build-arg BASE_IMAGE=$(BASE_IMAGE)" not in makefile
