@@ -69,6 +69,7 @@ _PUBLIC: dict[str, str] = {
             "get_or_404",
             "restore_or_409",
             "service_api",
+            "soft_delete_routes",
             "text",
             "visible",
         ],
@@ -98,6 +99,7 @@ if TYPE_CHECKING:  # what static tools read: each public name re-exported (`X as
         get_or_404 as get_or_404,
         restore_or_409 as restore_or_409,
         service_api as service_api,
+        soft_delete_routes as soft_delete_routes,
         text as text,
         visible as visible,
     )

@@ -14,6 +14,7 @@ does not do:
 - ``ListFilters`` and ``visible()``: the soft-delete list filter;
 - ``create_once()``: idempotent creation under an ``Idempotency-Key``;
 - ``restore_or_409()``, ``get_or_404()`` and ``fetch_reference()``;
+- ``soft_delete_routes()``: a soft-delete model's list, get, delete and restore endpoints;
 - ``ServiceToken`` and ``callers()``: which callers may reach an operation or a view;
 - ``handler400`` … ``handler500``: Django's own errors as the envelope (name them in the root URLconf).
 """
@@ -21,7 +22,7 @@ does not do:
 from __future__ import annotations
 
 import math
-from typing import Any, Final
+from typing import Any
 
 from django.core.exceptions import ObjectDoesNotExist, RequestDataTooBig
 from django.db import DatabaseError, connections
@@ -39,6 +40,8 @@ from shared_core._web.inputs import IdempotencyKey, InvalidJSON, JSONParser, Tim
 from shared_core._web.lookups import ListFilters, fetch_reference, get_or_404, restore_or_409, visible
 from shared_core._web.middleware import callers, match_token
 from shared_core._web.pagination import KeysetPagination
+from shared_core._web.routes import soft_delete_routes
+from shared_core._web.schemas import ERROR_RESPONSES, ErrorOut
 from shared_core._web.uploads import UploadSpoolFull
 from shared_core.clients import (
     HTTPClientError,
@@ -67,25 +70,10 @@ __all__ = [
     "handler500",
     "restore_or_409",
     "service_api",
+    "soft_delete_routes",
     "text",
     "visible",
 ]
-
-#: Every status an operation may answer with the error envelope; each operation documents them all.
-ERROR_STATUSES: Final = (400, 401, 403, 404, 409, 413, 422, 502, 503, 504, 507)
-
-
-class ErrorOut(Schema):
-    """The JSON body of every error: a stable code, a sentence for people, and the request id."""
-
-    error: str
-    detail: str
-    request_id: str
-    field: str | None = None
-
-
-#: ``responses=`` for an operation: its success statuses plus ``ERROR_RESPONSES``.
-ERROR_RESPONSES: Final[dict[int, type[ErrorOut]]] = dict.fromkeys(ERROR_STATUSES, ErrorOut)
 
 
 class ServiceToken(HttpBearer):

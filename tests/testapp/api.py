@@ -21,11 +21,12 @@ from shared_core.api import (
     get_or_404,
     restore_or_409,
     service_api,
+    soft_delete_routes,
     text,
     visible,
 )
 from shared_core.clients import HTTPClient
-from tests.testapp.models import Author, Receipt
+from tests.testapp.models import Author, Ledger, Receipt
 
 router = Router()
 
@@ -105,4 +106,17 @@ def tickets_only(request: HttpRequest) -> dict[str, str]:
     return {"caller": request.auth}  # type: ignore[attr-defined]
 
 
-api = service_api("test-service", ("/api/t", router))
+class LedgerOut(Schema):
+    id: int
+    name: str
+    is_deleted: bool
+
+
+#: The same endpoints from soft_delete_routes: a UUID-keyed BaseModel and an integer-keyed SoftDeleteModel.
+routes = Router()
+soft_delete_routes(routes, Author, AuthorOut, name="author", path="/authors/", module=__name__, conflict="author")
+soft_delete_routes(
+    routes, Ledger, LedgerOut, name="ledger", path="/ledgers/", module=__name__, routes=("get", "delete")
+)
+
+api = service_api("test-service", ("/api/t", router), ("/api/r", routes))

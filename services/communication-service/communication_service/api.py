@@ -5,21 +5,18 @@ from typing import Any
 from uuid import UUID
 
 from django.http import HttpRequest, HttpResponse
-from ninja import Query, Router, Schema
-from ninja.pagination import paginate
+from ninja import Router, Schema
 from ninja.responses import Status
 
 from communication_service.models import Notification
 from shared_core.api import (
     ERROR_RESPONSES,
     IdempotencyKey,
-    KeysetPagination,
     ListFilters,
     create_once,
     fetch_reference,
-    get_or_404,
+    soft_delete_routes,
     text,
-    visible,
 )
 from shared_core.clients import upstream
 
@@ -65,20 +62,13 @@ def create_notification(
     return create_once(response, Notification, key, payload, create, check=look_up_recipient)
 
 
-@router.get("/notifications/", response={200: list[NotificationOut], **ERROR_RESPONSES})
-@paginate(KeysetPagination)
-def list_notifications(request: HttpRequest, filters: Query[NotificationFilters]) -> Any:
-    return visible(Notification, filters)
-
-
-@router.get("/notifications/{notification_id}/", response={200: NotificationOut, **ERROR_RESPONSES})
-def get_notification(request: HttpRequest, notification_id: UUID) -> Notification:
-    """A live notification; a deleted one is a 404 here (lists show it with ``?include_deleted=true``)."""
-    return get_or_404(Notification.objects.all(), notification_id, "notification")
-
-
-@router.delete("/notifications/{notification_id}/", response={204: None, **ERROR_RESPONSES})
-def delete_notification(request: HttpRequest, notification_id: UUID) -> Status[None]:
-    """Soft-delete a live notification; a deleted or unknown one is a 404, as in every service."""
-    get_or_404(Notification.objects.all(), notification_id, "notification").soft_delete()
-    return Status(204, None)
+soft_delete_routes(
+    router,
+    Notification,
+    NotificationOut,
+    name="notification",
+    path="/notifications/",
+    module=__name__,
+    filters=NotificationFilters,
+    routes=("list", "get", "delete"),  # a notification is never restored
+)

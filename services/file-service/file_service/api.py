@@ -8,24 +8,23 @@ from uuid import UUID
 from django.conf import settings
 from django.db import transaction
 from django.http import FileResponse, HttpRequest
-from ninja import File as FilePart, Form, Query, Router, Schema
+from ninja import File as FilePart, Form, Router, Schema
 from ninja.files import UploadedFile
-from ninja.pagination import paginate
 from ninja.responses import Status
 from pydantic import Field
 
-from file_service.models import File, TicketDeletion
+from file_service import deletions
+from file_service.models import File
 from file_service.storage import StoreFull, blob_path, store
 from shared_core.api import (
     ERROR_RESPONSES,
     APIError,
     ErrorOut,
-    KeysetPagination,
     ListFilters,
     ServiceToken,
     fetch_reference,
     get_or_404,
-    visible,
+    soft_delete_routes,
 )
 from shared_core.clients import upstream
 
@@ -86,12 +85,6 @@ def media_type(declared: str | None) -> str:
     return DEFAULT_CONTENT_TYPE
 
 
-def ticket_is_deleted(ticket_id: UUID) -> bool:
-    """Whether the newest deletion of the ticket file-service was told of still holds (locks its record)."""
-    record = _deletion_record(ticket_id)
-    return record.number > 0 and not record.restored
-
-
 @router.post("/files/", response={201: FileOut, **ERROR_RESPONSES})
 def upload(request: HttpRequest, form: Form[UploadIn], file: FilePart[UploadedFile]) -> Status[File]:
     """Store an attachment of a live ticket (multipart: ``ticket_id`` and ``file``).
@@ -110,7 +103,7 @@ def upload(request: HttpRequest, form: Form[UploadIn], file: FilePart[UploadedFi
         raise APIError(507, "insufficient_storage", f"{exc}; retry later") from None
     name = file.name or "upload"  # Django has already cut a longer name to 255 characters, extension kept
     with transaction.atomic():
-        if ticket_is_deleted(form.ticket_id):
+        if deletions.ticket_is_deleted(form.ticket_id):
             raise APIError(404, "not_found", missing, field="ticket_id")
         stored = File.objects.create(
             ticket_id=form.ticket_id, name=name, size=size, content_type=media_type(file.content_type), sha256=sha256
@@ -118,22 +111,16 @@ def upload(request: HttpRequest, form: Form[UploadIn], file: FilePart[UploadedFi
     return Status(201, stored)
 
 
-@router.get("/files/", response={200: list[FileOut], **ERROR_RESPONSES})
-@paginate(KeysetPagination)
-def list_files(request: HttpRequest, filters: Query[FileFilters]) -> Any:
-    return visible(File, filters)
-
-
-@router.get("/files/{file_id}/", response={200: FileOut, **ERROR_RESPONSES})
-def get_file(request: HttpRequest, file_id: UUID) -> File:
-    """A live file; a deleted one is a 404 here (lists show it with ``?include_deleted=true``)."""
-    return get_or_404(File.objects.all(), file_id, "file")
-
-
-@router.delete("/files/{file_id}/", response={204: None, **ERROR_RESPONSES})
-def delete_file(request: HttpRequest, file_id: UUID) -> Status[None]:
-    get_or_404(File.objects.all(), file_id, "file").soft_delete()
-    return Status(204, None)
+soft_delete_routes(
+    router,
+    File,
+    FileOut,
+    name="file",
+    path="/files/",
+    module=__name__,
+    filters=FileFilters,
+    routes=("list", "get", "delete"),  # a restore below refuses a file whose ticket is deleted
+)
 
 
 _BYTES = {"description": "The stored bytes", "content": {"*/*": {"schema": {"type": "string", "format": "binary"}}}}
@@ -159,23 +146,11 @@ def restore_file(request: HttpRequest, file_id: UUID) -> File:
     """Restore a deleted file; 409 while its ticket is deleted (a restore of the ticket brings it back)."""
     file = get_or_404(File.all_objects.all(), file_id, "file")
     with transaction.atomic():
-        if file.is_deleted and ticket_is_deleted(file.ticket_id):
+        if file.is_deleted and deletions.ticket_is_deleted(file.ticket_id):
             raise APIError(409, "ticket_deleted", "the file's ticket is deleted: restore the ticket instead")
         if file.restore()[0]:
             File.all_objects.filter(pk=file.pk).update(ticket_deletion=None)
     return file
-
-
-def _deletion_record(ticket_id: UUID) -> TicketDeletion:
-    """The ticket's deletion record, locked until the transaction ends (made on first use)."""
-    TicketDeletion.objects.get_or_create(ticket_id=ticket_id)
-    return TicketDeletion.objects.select_for_update().get(ticket_id=ticket_id)
-
-
-def _state(record: TicketDeletion, number: int) -> dict[str, Any]:
-    held = File.all_objects.filter(ticket_id=record.ticket_id, is_deleted=True, ticket_deletion=number).count()
-    state = "superseded" if number < record.number else "restored" if record.restored else "deleted"
-    return {"deletion": number, "state": state, "files": held}
 
 
 @router.post("/tickets/{ticket_id}/files/delete/", response={200: DeletionOut, **ERROR_RESPONSES}, auth=TICKET_SERVICE)
@@ -185,18 +160,7 @@ def delete_ticket_files(request: HttpRequest, ticket_id: UUID, payload: Deletion
     Idempotent, and safe out of order: a repeat, or a deletion older than one already seen, or one
     whose restore came first, changes nothing. The answer is the deletion's state.
     """
-    number = payload.deletion
-    with transaction.atomic():
-        record = _deletion_record(ticket_id)
-        if number > record.number:
-            record.number, record.restored = number, False
-            record.save(update_fields=["number", "restored", "updated_at"])
-            stamp = File.objects.filter(ticket_id=ticket_id).soft_delete().deleted_at
-            taken = File.all_objects.filter(ticket_id=ticket_id, is_deleted=True)
-            if stamp is not None:
-                taken.filter(deleted_at=stamp, ticket_deletion__isnull=True).update(ticket_deletion=number)
-            taken.filter(ticket_deletion__lt=number).update(ticket_deletion=number)
-        return _state(record, number)
+    return deletions.delete(ticket_id, payload.deletion)
 
 
 @router.post("/tickets/{ticket_id}/files/restore/", response={200: DeletionOut, **ERROR_RESPONSES}, auth=TICKET_SERVICE)
@@ -209,14 +173,4 @@ def restore_ticket_files(request: HttpRequest, ticket_id: UUID, payload: Deletio
     A restore that arrives before its deletion marks it undone, so the deletion changes nothing when it
     comes; a restore of a superseded deletion changes nothing.
     """
-    number = payload.deletion
-    with transaction.atomic():
-        record = _deletion_record(ticket_id)
-        if number > record.number or (number == record.number and not record.restored):
-            held = File.all_objects.filter(ticket_id=ticket_id, is_deleted=True, ticket_deletion__lte=number)
-            ids = list(held.values_list("pk", flat=True))
-            File.all_objects.filter(pk__in=ids).restore()
-            File.all_objects.filter(pk__in=ids).update(ticket_deletion=None)
-            record.number, record.restored = number, True
-            record.save(update_fields=["number", "restored", "updated_at"])
-        return _state(record, number)
+    return deletions.restore(ticket_id, payload.deletion)

@@ -1,25 +1,23 @@
 """The JSON API of ticket-service. A ticket's requester lives in user-service, its attachments in file-service."""
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Literal
 from uuid import UUID
 
 from django.db import transaction
 from django.http import HttpRequest, HttpResponse
-from ninja import Query, Router, Schema
-from ninja.pagination import paginate
+from ninja import Router, Schema
 from ninja.responses import Status
 
 from shared_core.api import (
     ERROR_RESPONSES,
     IdempotencyKey,
-    KeysetPagination,
     ListFilters,
     create_once,
     fetch_reference,
     get_or_404,
+    soft_delete_routes,
     text,
-    visible,
 )
 from shared_core.clients import upstream
 from ticket_service.models import Ticket
@@ -75,16 +73,16 @@ def create_ticket(
     return create_once(response, Ticket, key, payload, create, check=lambda: check_requester(payload.requester_id))
 
 
-@router.get("/tickets/", response={200: list[TicketOut], **ERROR_RESPONSES})
-@paginate(KeysetPagination)
-def list_tickets(request: HttpRequest, filters: Query[TicketFilters]) -> Any:
-    return visible(Ticket, filters)
-
-
-@router.get("/tickets/{ticket_id}/", response={200: TicketOut, **ERROR_RESPONSES})
-def get_ticket(request: HttpRequest, ticket_id: UUID) -> Ticket:
-    """A live ticket; a deleted one is a 404 here (lists show it with ``?include_deleted=true``)."""
-    return get_or_404(Ticket.objects.all(), ticket_id, "ticket")
+soft_delete_routes(
+    router,
+    Ticket,
+    TicketOut,
+    name="ticket",
+    path="/tickets/",
+    module=__name__,
+    filters=TicketFilters,
+    routes=("list", "get"),  # delete and restore below also tell file-service, through the outbox
+)
 
 
 @router.delete("/tickets/{ticket_id}/", response={204: None, **ERROR_RESPONSES})

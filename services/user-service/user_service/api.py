@@ -1,27 +1,24 @@
 """The JSON API of user-service: departments and users."""
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated
 from uuid import UUID
 
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 from django.db import IntegrityError, transaction
 from django.http import HttpRequest
-from ninja import Query, Router, Schema
-from ninja.pagination import paginate
+from ninja import Router, Schema
 from ninja.responses import Status
 from pydantic import AfterValidator, WithJsonSchema
 
 from shared_core.api import (
     ERROR_RESPONSES,
     APIError,
-    KeysetPagination,
     ListFilters,
     get_or_404,
-    restore_or_409,
+    soft_delete_routes,
     text,
-    visible,
 )
 from user_service.models import Department, User
 
@@ -118,10 +115,9 @@ def create_department(request: HttpRequest, payload: DepartmentIn) -> Status[Dep
     return Status(201, department)
 
 
-@router.get("/departments/", response={200: list[DepartmentOut], **ERROR_RESPONSES})
-@paginate(KeysetPagination)
-def list_departments(request: HttpRequest, filters: Query[ListFilters]) -> Any:
-    return visible(Department, filters)
+soft_delete_routes(
+    router, Department, DepartmentOut, name="department", path="/departments/", module=__name__, routes=("list",)
+)
 
 
 @router.post("/users/", response={201: UserOut, **ERROR_RESPONSES})
@@ -131,16 +127,16 @@ def create_user(request: HttpRequest, payload: UserIn) -> Status[User]:
     return Status(201, user)
 
 
-@router.get("/users/", response={200: list[UserOut], **ERROR_RESPONSES})
-@paginate(KeysetPagination)
-def list_users(request: HttpRequest, filters: Query[UserFilters]) -> Any:
-    return visible(User, filters)
-
-
-@router.get("/users/{user_id}/", response={200: UserOut, **ERROR_RESPONSES})
-def get_user(request: HttpRequest, user_id: UUID) -> User:
-    """A live user; a deleted one is a 404 here (lists show it with ``?include_deleted=true``)."""
-    return get_or_404(User.objects.all(), user_id, "user")
+soft_delete_routes(
+    router,
+    User,
+    UserOut,
+    name="user",
+    path="/users/",
+    module=__name__,
+    filters=UserFilters,
+    routes=("list", "get"),
+)
 
 
 @router.patch("/users/{user_id}/", response={200: UserOut, **ERROR_RESPONSES})
@@ -156,14 +152,13 @@ def update_user(request: HttpRequest, user_id: UUID, payload: UserPatch) -> User
     return user
 
 
-@router.delete("/users/{user_id}/", response={204: None, **ERROR_RESPONSES})
-def delete_user(request: HttpRequest, user_id: UUID) -> Status[None]:
-    get_or_404(User.objects.all(), user_id, "user").soft_delete()
-    return Status(204, None)
-
-
-@router.post("/users/{user_id}/restore/", response={200: UserOut, **ERROR_RESPONSES})
-def restore_user(request: HttpRequest, user_id: UUID) -> User:
-    user = get_or_404(User.all_objects.all(), user_id, "user")
-    restore_or_409(user, "user with this email")
-    return user
+soft_delete_routes(
+    router,
+    User,
+    UserOut,
+    name="user",
+    path="/users/",
+    module=__name__,
+    routes=("delete", "restore"),
+    conflict="user with this email",
+)
