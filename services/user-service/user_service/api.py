@@ -135,7 +135,7 @@ soft_delete_routes(
     path="/users/",
     module=__name__,
     filters=UserFilters,
-    routes=("list", "get"),
+    conflict="user with this email",
 )
 
 
@@ -150,15 +150,3 @@ def update_user(request: HttpRequest, user_id: UUID, payload: UserPatch) -> User
         user.department = live_department(payload.department_id)
     save_checked(user)
     return user
-
-
-soft_delete_routes(
-    router,
-    User,
-    UserOut,
-    name="user",
-    path="/users/",
-    module=__name__,
-    routes=("delete", "restore"),
-    conflict="user with this email",
-)
