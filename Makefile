@@ -69,6 +69,7 @@ DIST_SOURCES := pyproject.toml README.md CHANGELOG.md $(shell find shared_core -
 
 # The service template (copier.yml, template/): a new service in its own repository, and the path CI proves.
 NAME ?= inventory-service
+MODEL ?= Item
 DEST ?= ../$(NAME)
 COMPOSE_V2 := build/tools/docker-compose-v2
 

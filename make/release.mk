@@ -2,8 +2,8 @@
 # Included by the Makefile, which defines every variable used here.
 
 .PHONY: new-service
-new-service: venv ## A new service from the template, in its own directory: make new-service NAME=x-service DEST=../x-service
-	$(BIN)/copier copy --trust --defaults --vcs-ref HEAD --data service_name=$(NAME) \
+new-service: venv ## A new service from the template in its own directory: make new-service NAME=x-service MODEL=Invoice DEST=../x-service
+	$(BIN)/copier copy --trust --defaults --vcs-ref HEAD --data service_name=$(NAME) --data model_name=$(MODEL) \
 	  --data shared_core_version=$(VERSION) $(CURDIR) $(DEST)
 
 .PHONY: release

@@ -95,3 +95,20 @@ def test_copier_update_moves_a_project_to_the_next_template_version(template_rep
     assert "A line the template gained in v1.1.0." in (project / "README.md").read_text()
     assert "# our own note, kept across updates" in models.read_text()
     assert yaml.safe_load((project / ".copier-answers.yml").read_text())["_commit"] == "v1.1.0"
+
+
+def test_a_generated_project_ignores_the_secrets_make_up_writes(template_repo, tmp_path):
+    """`.env` (make up's tokens) is git-ignored in a generated project, so `git add -A` never commits it."""
+    project = generate(template_repo, tmp_path / "demo-service")
+    run(*GIT, "init", "--quiet", cwd=project)
+    (project / ".env").write_text("OPERATOR_TOKEN=not-for-git\n")
+    run(*GIT, "add", "-A", cwd=project)
+    assert ".env" not in run(*GIT, "diff", "--cached", "--name-only", cwd=project).split()
+
+
+def test_make_new_service_passes_the_model_name(tmp_path):
+    """`make new-service NAME=billing-service MODEL=Invoice` writes class Invoice, not the default Item."""
+    dest = tmp_path / "billing-service"
+    run("make", "-s", "new-service", "NAME=billing-service", "MODEL=Invoice", f"DEST={dest}", cwd=ROOT)
+    models = (dest / "billing_service" / "models.py").read_text()
+    assert "class Invoice(" in models and "class Item(" not in models
