@@ -42,10 +42,12 @@ if TYPE_CHECKING:
 __all__ = [
     "DEFAULT_CALL_TIMEOUT",
     "DEFAULT_HEALTHY_WITHIN",
+    "DEFAULT_IMAGE_HINT",
     "ComposeStack",
     "compose_command",
     "compose_env",
     "compose_files",
+    "compose_image_hint",
     "compose_project",
     "compose_secrets",
     "compose_stack",
@@ -53,6 +55,7 @@ __all__ = [
     "compose_token",
     "eventually",
     "fresh_resilience",
+    "missing_images",
     "upstream_server",
 ]
 
@@ -60,6 +63,8 @@ __all__ = [
 DEFAULT_HEALTHY_WITHIN: Final = 180.0
 #: Seconds ``ComposeStack.call`` waits for an answer unless it is given ``timeout=``.
 DEFAULT_CALL_TIMEOUT: Final = 30.0
+#: What the failure for an image the stack needs and this engine lacks says to do, unless a suite says better.
+DEFAULT_IMAGE_HINT: Final = "build it here, or name a registry that has it in its reference"
 
 T = TypeVar("T")
 
@@ -240,6 +245,42 @@ def compose_token(compose_env: dict[str, str]) -> str | None:
 
 
 @pytest.fixture(scope="session")
+def compose_image_hint() -> str:
+    """What to do about an image the stack runs that this engine lacks; a suite overrides it with its command."""
+    return DEFAULT_IMAGE_HINT
+
+
+def missing_images(compose: Sequence[str], client: DockerClient) -> list[str]:
+    """The images ``compose`` (the command with its ``-p`` and ``-f`` arguments) runs that no service of it
+    builds (``image:`` that no ``build:`` makes), with no registry host in their reference, that this engine
+    lacks.
+
+    An image whose reference names a registry (``registry.example:5000/shared-core/user-service:0.2.0``) is
+    left for Compose to pull. A Compose that prints no configuration needs nothing.
+    """
+    import docker
+    import yaml
+
+    # The suite's own Compose command; one that cannot render its configuration is left to fail at ``up``.
+    rendered = subprocess.run([*compose, "config"], capture_output=True, text=True, check=False)  # noqa: S603
+    if rendered.returncode != 0:
+        return []
+    services = (yaml.safe_load(rendered.stdout) or {}).get("services") or {}
+    built = {s.get("image") for s in services.values() if "build" in s}
+    wanted = sorted({s["image"] for s in services.values() if s.get("image")} - built)
+    missing = []
+    for reference in wanted:
+        first = reference.split("/", 1)[0]
+        if "/" in reference and ("." in first or ":" in first or first == "localhost"):
+            continue
+        try:
+            client.images.get(reference)
+        except docker.errors.ImageNotFound:
+            missing.append(reference)
+    return missing
+
+
+@pytest.fixture(scope="session")
 def compose_stack_class() -> type[ComposeStack]:
     """The class ``compose_stack`` is made of; a suite overrides it with a subclass that adds its helpers."""
     return ComposeStack
@@ -253,8 +294,13 @@ def compose_stack(
     compose_env: dict[str, str],
     compose_token: str | None,
     compose_stack_class: type[ComposeStack],
+    compose_image_hint: str,
 ) -> Iterator[ComposeStack]:
-    """The stack built and started once per run, every container ready; ``down -v`` at the end."""
+    """The stack built and started once per run, every container ready; ``down -v`` at the end.
+
+    An image it runs without building that this engine lacks (``missing_images``) fails it before anything
+    starts, naming each such image and ``compose_image_hint``.
+    """
     import docker
     from pytest_docker.plugin import DockerComposeExecutor
 
@@ -264,6 +310,9 @@ def compose_stack(
     with pytest.MonkeyPatch.context() as environment, closing(client):
         for name, value in compose_env.items():
             environment.setenv(name, value)  # what Compose reads, restored when the session ends
+        missing = missing_images(compose, client)
+        if missing:
+            pytest.fail(f"this Docker engine lacks {', '.join(missing)}: {compose_image_hint}", pytrace=False)
         try:
             executor.execute("up --build -d")
             stack = compose_stack_class(client, compose_project, compose, token=compose_token)

@@ -85,3 +85,35 @@ def test_call_takes_a_timeout_of_its_own():
         response = stack.call("GET", "any-service", "/ping", timeout=5)
     assert response.json() == {"pong": True}
     assert server.hits("/ping")[0].headers["Authorization"] == "Bearer t"
+
+
+@pytest.mark.docker
+def test_an_image_the_engine_lacks_fails_the_stack_before_it_starts_naming_it_and_what_to_do(pytester):
+    """A stack whose service runs an image this engine lacks fails at once, naming the image and the suite's hint,
+    before Compose starts; an image the stack builds itself, or one named with its registry, is not checked."""
+    absent = f"shared-core/never-built-{pytester.path.name.lower()}:0"
+    (pytester.path / "compose.yaml").write_text(
+        textwrap.dedent(f"""
+            services:
+              ours: {{build: ., image: shared-core/ours-{pytester.path.name.lower()}:0}}
+              ours-worker: {{image: shared-core/ours-{pytester.path.name.lower()}:0}}
+              neighbour: {{image: {absent}}}
+              elsewhere: {{image: registry.example:5000/shared-core/user-service:0}}
+        """)
+    )
+    conftest = f"""
+        import pytest
+
+        @pytest.fixture(scope="session")
+        def compose_files():
+            return ["{pytester.path / "compose.yaml"}"]
+
+        @pytest.fixture(scope="session")
+        def compose_image_hint():
+            return "make images in shared-core"
+    """
+    result = run(pytester, conftest, "def test_uses_the_stack(compose_stack):\n    pass\n")
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines([f"*this Docker engine lacks {absent}: make images in shared-core*"])
+    assert "registry.example" not in result.stdout.str() and "ours-" not in result.stdout.str()
+    assert "Pulling" not in result.stdout.str() + result.stderr.str()
