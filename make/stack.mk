@@ -18,10 +18,15 @@ up: stack-secrets ## Build what is missing and run the services (DB=postgres: Po
 	$(STACK) build
 	$(STACK) up -d
 	@tools/wait-healthy $(PROJECT) 180
-	@echo "user-service          http://127.0.0.1:$${USER_PORT:-8001}"
-	@echo "ticket-service        http://127.0.0.1:$${TICKET_PORT:-8002}"
-	@echo "communication-service http://127.0.0.1:$${COMMUNICATION_PORT:-8003}"
-	@echo "file-service          http://127.0.0.1:$${FILE_PORT:-8004}"
+	@$(MAKE) --no-print-directory urls
+
+# Compose's own answer, so ports set in compose/.env, or random ones (USER_PORT= and friends), print as they are.
+.PHONY: urls
+urls: ## Print each service's URL at the edge, on the host ports the running stack published
+	@for route in user-service=8001 ticket-service=8002 communication-service=8003 file-service=8004; do \
+	  published=$$($(STACK) port proxy $${route#*=}); \
+	  printf '%-21s http://%s\n' "$${route%%=*}" "$$published"; \
+	done
 	@echo "token: OPERATOR_TOKEN in compose/.env (send it as Authorization: Bearer ...)"
 
 .PHONY: down

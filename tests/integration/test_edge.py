@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import socket
+import subprocess
 import threading
 import time
 import uuid
@@ -14,7 +15,7 @@ import docker
 import pytest
 import requests
 
-from devstack import SERVICES
+from devstack import ROOT, SERVICES
 from tests.integration.conftest import API_PATHS
 from tests.rawhttp import exchange
 
@@ -130,6 +131,17 @@ def shutting_down(container) -> bool:
         return any("shutting down" in " ".join(process) for process in container.top()["Processes"])
     except docker.errors.APIError:
         return True
+
+
+def test_make_urls_prints_the_ports_the_edge_really_publishes(stack):
+    """`make urls` (what `make up` ends with) names each service's edge URL on the host port Compose published:
+    random ones here, never a default 8001-8004 the stack does not use."""
+    done = subprocess.run(
+        ["make", "-s", "urls", f"PROJECT={stack.project}"], cwd=ROOT, capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    printed = dict(line.split()[:2] for line in done.stdout.splitlines() if line.split()[0] in SERVICES)
+    assert printed == {service: stack.url(service) for service in SERVICES}
 
 
 def test_docker_stop_of_the_proxy_lets_a_slow_upload_finish(stack):
