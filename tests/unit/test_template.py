@@ -112,3 +112,17 @@ def test_make_new_service_passes_the_model_name(tmp_path):
     run("make", "-s", "new-service", "NAME=billing-service", "MODEL=Invoice", f"DEST={dest}", cwd=ROOT)
     models = (dest / "billing_service" / "models.py").read_text()
     assert "class Invoice(" in models and "class Item(" not in models
+
+
+def test_make_join_runs_the_join_file_which_compose_accepts(template_repo, tmp_path):
+    """`make join` runs compose.join.yaml, a file Compose renders with the service on the stack's network."""
+    project = generate(template_repo, tmp_path / "demo-service")
+    env = {"DJANGO_SECRET_KEY": "k" * 50, "SERVICE_AUTH_TOKEN": "t", "OPERATOR_TOKEN": "o"}
+    env["STACK_NETWORK"] = "x_backend"
+    v2 = subprocess.run(["docker", "compose", "version"], capture_output=True, check=False).returncode == 0
+    compose = ["docker", "compose"] if v2 else ["docker-compose"]
+    planned = run("make", "-n", "join", f"COMPOSE={' '.join(compose)}", cwd=project, env=env)
+    assert "-f compose.join.yaml up --build -d" in planned
+    rendered = yaml.safe_load(run(*compose, "-f", "compose.join.yaml", "config", cwd=project, env=env))
+    assert rendered["networks"]["stack"]["name"] == "x_backend"
+    assert rendered["services"]["demo-service"]["networks"] == {"stack": None}
