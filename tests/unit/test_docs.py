@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import ast
 import importlib
+import json
 import os
 import re
 import subprocess
@@ -16,7 +17,8 @@ import pytest
 from django.apps import apps
 
 import shared_core
-from devstack import ROOT
+from devstack import ROOT, SERVICES
+from devstack.service_apis import document
 
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
 FENCE = re.compile(r"(?:<!-- fragment(?P<why>[^>]*)-->\n)?^```(?P<lang>\w+)[^\n]*\n(?P<code>.*?)^```", re.M | re.S)
@@ -88,7 +90,7 @@ def site(tmp_path_factory) -> Path:
     """The docs site, built as `make docs` builds it (strictly), into a temporary directory."""
     out = tmp_path_factory.mktemp("site")
     mkdocs = Path(sys.executable).with_name("mkdocs")
-    env = {**os.environ, "NO_MKDOCS_2_WARNING": "1"}
+    env = {**os.environ, "NO_MKDOCS_2_WARNING": "1", "PYTHONPATH": str(ROOT)}
     done = subprocess.run(
         [str(mkdocs), "build", "--strict", "--site-dir", str(out)], cwd=ROOT, capture_output=True, text=True, env=env
     )
@@ -114,6 +116,19 @@ def test_each_reference_page_renders_exactly_its_modules_public_names(site, modu
     html = (site / "reference" / module.split(".", 1)[1] / "index.html").read_text()
     anchors = set(re.findall(rf'id="{re.escape(module)}\.(\w+)"', html))
     assert anchors == set(importlib.import_module(module).__all__)
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_each_services_api_page_shows_every_operation_of_its_openapi_document(site, service):
+    """The site's page of a service anchors every operation its OpenAPI document has, and no other, and serves
+    that document for download as it is."""
+    spec = document(service)
+    operations = {op["operationId"] for ops in spec["paths"].values() for op in ops.values()}
+    html = (site / "services" / service / "index.html").read_text()
+    assert set(re.findall(r'<a id="(\w+)"></a>', html)) == operations
+    assert json.loads((site / "services" / f"{service}.openapi.json").read_text()) == spec
+    for schema in spec["components"]["schemas"]:
+        assert f"<code>{schema}</code>" in html, schema
 
 
 def test_every_dotted_shared_core_name_in_a_docstring_or_a_page_exists():
