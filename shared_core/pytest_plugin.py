@@ -270,8 +270,8 @@ def missing_images(compose: Sequence[str], client: DockerClient) -> list[str]:
     wanted = sorted({s["image"] for s in services.values() if s.get("image")} - built)
     missing = []
     for reference in wanted:
-        first = reference.split("/", 1)[0]
-        if "/" in reference and ("." in first or ":" in first or first == "localhost"):
+        registry, _ = docker.auth.resolve_repository_name(docker.utils.parse_repository_tag(reference)[0])
+        if registry != docker.auth.INDEX_NAME:
             continue
         try:
             client.images.get(reference)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import enum
-import logging
 import time
 import uuid
 from collections.abc import Mapping
@@ -47,8 +46,6 @@ __all__ = [
     "default_resilience",
 ]
 
-logger = logging.getLogger("shared_core.clients")  # the public module, as every client log line has been
-
 #: (connect, read) seconds for each attempt; Django setting ``HTTP_CLIENT_TIMEOUT``.
 DEFAULT_TIMEOUT: Final = (3.05, 10.0)
 #: Retries after the first attempt (0: none); Django setting ``HTTP_CLIENT_RETRIES``.
@@ -87,6 +84,11 @@ def _setting(name: str, default: Any) -> Any:
     return getattr(settings, name, default) if settings.configured else default
 
 
+def _given(value: Any, name: str, default: Any) -> Any:
+    """``value``, unless it is ``DEFAULT``: then the Django setting ``name``, else ``default``."""
+    return _setting(name, default) if value is DEFAULT else value
+
+
 @dataclass(frozen=True)
 class ClientConfig:
     """One client's configuration, resolved once: its arguments, else the Django settings, else the defaults."""
@@ -115,14 +117,10 @@ class ClientConfig:
     ) -> ClientConfig:
         """The configuration these arguments ask for; ``ValueError`` names a value out of range."""
         config = cls(
-            timeout=_check_timeout(_setting("HTTP_CLIENT_TIMEOUT", DEFAULT_TIMEOUT) if timeout is DEFAULT else timeout),
-            retries=_setting("HTTP_CLIENT_RETRIES", DEFAULT_RETRIES) if retries is DEFAULT else retries,
-            backoff_factor=(
-                _setting("HTTP_CLIENT_BACKOFF_FACTOR", DEFAULT_BACKOFF_FACTOR)
-                if backoff_factor is DEFAULT
-                else backoff_factor
-            ),
-            deadline=_setting("HTTP_CLIENT_DEADLINE", DEFAULT_DEADLINE) if deadline is DEFAULT else deadline,
+            timeout=_check_timeout(_given(timeout, "HTTP_CLIENT_TIMEOUT", DEFAULT_TIMEOUT)),
+            retries=_given(retries, "HTTP_CLIENT_RETRIES", DEFAULT_RETRIES),
+            backoff_factor=_given(backoff_factor, "HTTP_CLIENT_BACKOFF_FACTOR", DEFAULT_BACKOFF_FACTOR),
+            deadline=_given(deadline, "HTTP_CLIENT_DEADLINE", DEFAULT_DEADLINE),
             token=token or _setting("SERVICE_AUTH_TOKEN", None) or _setting("AUTH_TOKEN", None),
             retry_after_max=retry_after_max,
             pool_maxsize=pool_maxsize,

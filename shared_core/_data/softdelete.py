@@ -7,7 +7,7 @@ from collections.abc import Iterator, Mapping
 from datetime import datetime
 from typing import Any, NamedTuple, TypeVar, cast
 
-from django.core.exceptions import ObjectDoesNotExist
+from django.core.exceptions import FieldDoesNotExist, ObjectDoesNotExist
 from django.db import models, transaction
 from django.db.models.lookups import Exact
 from django.db.models.sql.where import AND
@@ -58,7 +58,11 @@ class RowDeleted(ObjectDoesNotExist):
 
 def stamps_updates(model: type[models.Model]) -> bool:
     """Whether ``model`` has an ``updated_at`` that deletions, restores and bulk updates stamp."""
-    return any(f.name == "updated_at" for f in model._meta.concrete_fields)
+    try:
+        model._meta.get_field("updated_at")
+    except FieldDoesNotExist:
+        return False
+    return True
 
 
 class SoftDeleteQuerySet(models.QuerySet[_M]):

@@ -60,17 +60,13 @@ def soft_delete_routes(
     plural = path.strip("/").rsplit("/", 1)[-1]
     key = f"{name}_id"
     key_type = UUID if isinstance(model._meta.pk, models.UUIDField) else int
-    one = f"{path}{{{key}}}/"
+    single = f"{path}{{{key}}}/"
+    one = _one_row_views(model, name, key, key_type, conflict or name)
     views: dict[str, tuple[Callable[..., Any], Callable[..., Any], str, dict[int, Any]]] = {
         "list": (router.get, _lister(model, filters), path, {200: list[schema]}),  # type: ignore[valid-type]
-        "get": (router.get, _getter(model, name, key, key_type), one, {200: schema}),
-        "delete": (router.delete, _deleter(model, name, key, key_type), one, {204: None}),
-        "restore": (
-            router.post,
-            _restorer(model, name, key, key_type, conflict or name),
-            f"{one}restore/",
-            {200: schema},
-        ),
+        "get": (router.get, one["get"], single, {200: schema}),
+        "delete": (router.delete, one["delete"], single, {204: None}),
+        "restore": (router.post, one["restore"], f"{single}restore/", {200: schema}),
     }
     for route in ROUTES:
         if route in routes:
@@ -92,32 +88,39 @@ def _lister(model: type[SoftDeleteModel], schema: type[ListFilters]) -> Callable
     return view
 
 
-def _getter(model: type[SoftDeleteModel], name: str, key: str, key_type: type) -> Callable[..., Any]:
-    def view(request: HttpRequest, **path: Any) -> Any:
-        return get_or_404(model.objects.all(), path[key], name)
+def _one_row_views(
+    model: type[SoftDeleteModel], name: str, key: str, key_type: type, conflict: str
+) -> dict[str, Callable[..., Any]]:
+    """The ``get``, ``delete`` and ``restore`` views of one row of ``model``, found by the path's ``key``."""
 
-    view.__doc__ = f"A live {name}; a deleted one is a 404 here (lists show it with ``?include_deleted=true``)."
-    _typed(view, **{key: key_type})
-    return view
+    def get(pk: Any) -> Any:
+        return get_or_404(model.objects.all(), pk, name)
 
-
-def _deleter(model: type[SoftDeleteModel], name: str, key: str, key_type: type) -> Callable[..., Any]:
-    def view(request: HttpRequest, **path: Any) -> Status[None]:
-        get_or_404(model.objects.all(), path[key], name).soft_delete()
+    def delete(pk: Any) -> Status[None]:
+        get(pk).soft_delete()
         return Status(204, None)
 
-    view.__doc__ = f"Soft-delete a live {name}; a deleted or unknown one is a 404."
-    _typed(view, **{key: key_type})
-    return view
-
-
-def _restorer(model: type[SoftDeleteModel], name: str, key: str, key_type: type, conflict: str) -> Callable[..., Any]:
-    def view(request: HttpRequest, **path: Any) -> Any:
-        row = get_or_404(model.all_objects.all(), path[key], name)
+    def restore(pk: Any) -> Any:
+        row = get_or_404(model.all_objects.all(), pk, name)
         restore_or_409(row, conflict)
         return row
 
-    view.__doc__ = f"Restore a {name} with what its deletion took; a live row holding a value it needs is a 409."
+    return {
+        "get": _on_one(key, key_type, get, f"A live {name}; a deleted one is a 404 here (lists show it with "
+                       "``?include_deleted=true``)."),
+        "delete": _on_one(key, key_type, delete, f"Soft-delete a live {name}; a deleted or unknown one is a 404."),
+        "restore": _on_one(key, key_type, restore, f"Restore a {name} with what its deletion took; a live row "
+                           "holding a value it needs is a 409."),
+    }  # fmt: skip
+
+
+def _on_one(key: str, key_type: type, act: Callable[[Any], Any], doc: str) -> Callable[..., Any]:
+    """A view of one row, described by ``doc``: ``act`` on the path's ``key``, typed ``key_type``."""
+
+    def view(request: HttpRequest, **path: Any) -> Any:
+        return act(path[key])
+
+    view.__doc__ = doc
     _typed(view, **{key: key_type})
     return view
 
