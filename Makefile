@@ -17,10 +17,11 @@ BASE_REPO ?= shared-core/base
 BASE_IMAGE := $(BASE_REPO):$(VERSION)
 ROOT_IMAGE ?= shared-core/root:trixie
 POSTGRES_ROOT_IMAGE ?= shared-core/root-postgres:trixie
-NGINX_ROOT_IMAGE ?= shared-core/root-nginx:forky
+EDGE_ROOT_IMAGE ?= shared-core/root-edge:trixie
 NODE_ROOT_IMAGE ?= shared-core/root-node:trixie
 HAPROXY_ROOT_IMAGE ?= shared-core/root-haproxy:trixie
 PROXY_IMAGE := shared-core/proxy:$(VERSION)
+POSTGRES_IMAGE := shared-core/postgres:$(VERSION)
 DEFAULT_ROOT_IMAGE := shared-core/root:trixie
 WHEELHOUSE := base-image/wheelhouse
 DJANGO_VERSION := $(shell sed -n 's/^django==\([^ ]*\).*/\1/p' base-image/requirements.lock)
@@ -35,6 +36,11 @@ SOURCE_DATE_EPOCH := $(shell git log -1 --format=%ct 2>/dev/null || echo 3155328
 # the root changes only when the lock does.
 DEBIAN_LOCK := tools/debian-trixie.lock
 ROOT_EPOCH := $(or $(shell git log -1 --format=%ct -- $(DEBIAN_LOCK) 2>/dev/null),$(SOURCE_DATE_EPOCH))
+# The same for the edge's root: its packages, their versions and its files' time.
+EDGE_PACKAGES := nginx,haproxy
+EDGE_DEBIAN_LOCK := tools/debian-trixie-edge.lock
+EDGE_ROOT_EPOCH := $(or $(shell git log -1 --format=%ct -- $(EDGE_DEBIAN_LOCK) 2>/dev/null),$(SOURCE_DATE_EPOCH))
+DEFAULT_EDGE_ROOT_IMAGE := shared-core/root-edge:trixie
 # Extra `docker build` flags for the base (verify-reproducible passes --no-cache).
 BASE_BUILD_FLAGS ?=
 
@@ -82,7 +88,7 @@ COMPOSE_FILES := -f compose/compose.yaml $(if $(filter postgres,$(DB)),-f compos
 # SERVICE_BASE=<reference>. Nothing else overrides a pin.
 SERVICE_BASE ?=
 PINNED_BASE = $(shell sed -n 's/^ARG BASE_IMAGE=//p' services/$(firstword $(SERVICES))/Dockerfile)
-STACK = BASE_IMAGE=$(or $(SERVICE_BASE),$(PINNED_BASE)) NGINX_ROOT_IMAGE=$(NGINX_ROOT_IMAGE) SHARED_CORE_VERSION=$(VERSION) $(COMPOSE) --project-directory compose \
+STACK = BASE_IMAGE=$(or $(SERVICE_BASE),$(PINNED_BASE)) EDGE_ROOT_IMAGE=$(EDGE_ROOT_IMAGE) SHARED_CORE_VERSION=$(VERSION) $(COMPOSE) --project-directory compose \
 	-p $(PROJECT) $(COMPOSE_FILES)
 
 SECRET = python3 -c 'import secrets; print(secrets.token_urlsafe($(1)))'

@@ -71,7 +71,7 @@ def installed(client: docker.DockerClient, image: str) -> dict[str, int]:
 
 
 def image_size(client: docker.DockerClient, proxy: str, root: str) -> dict:
-    """The proxy image's size, and what nginx and its packages add over the project's Debian root."""
+    """The proxy image's size, and what nginx, HAProxy and their packages add over the project's Debian root."""
     ours = installed(client, proxy)
     base = installed(client, root)
     added = {name: size for name, size in ours.items() if name not in base}

@@ -256,9 +256,9 @@ def table(r: dict) -> str:
     if "haproxy" in ed:
         rows.append(
             (
-                "The same through HAProxy (Debian's, bench/haproxy/haproxy.cfg) on the proxy's CPU: the alternative",
+                "The same through HAProxy alone (bench/haproxy/haproxy.cfg) on the proxy's CPU: no body buffering",
                 f"{ed['haproxy']['rps']['median']:.0f} vs {ed['direct']['rps']['median']:.0f} req/s; "
-                f"per-round ratio {spread(ed['ratios']['haproxy_vs_direct_rps'])}; nginx edge vs HAProxy "
+                f"per-round ratio {spread(ed['ratios']['haproxy_vs_direct_rps'])}; the edge vs HAProxy alone "
                 f"{spread(ed['ratios']['proxy_vs_haproxy_rps'])}",
                 "reported",
                 "",
@@ -274,7 +274,7 @@ def table(r: dict) -> str:
             ok(ed["slow_vs_idle_p99"] <= 2),
         ),
         (
-            "Edge proxy image; what nginx adds over the project's Debian root",
+            "Edge proxy image; what nginx and HAProxy add over the project's Debian root",
             f"{ed['image']['proxy_image_mb']:.1f} MB; {ed['image']['added_over_root_mb']:.1f} MB",
             "< 10 MB added",
             ok(ed["image"]["added_over_root_mb"] < 10),

@@ -35,10 +35,12 @@ root-postgres-image: ## Build the PostgreSQL root image offline with debootstrap
 	@if docker image inspect $(POSTGRES_ROOT_IMAGE) >/dev/null 2>&1; then echo "$(POSTGRES_ROOT_IMAGE) exists"; \
 	else tools/build-rootfs $(POSTGRES_ROOT_IMAGE) trixie postgresql,tini; fi
 
-.PHONY: root-nginx-image
-root-nginx-image: ## Build the edge's root (nginx 1.30 from Debian forky: upstream `resolve`) offline with debootstrap (once)
-	@if docker image inspect $(NGINX_ROOT_IMAGE) >/dev/null 2>&1; then echo "$(NGINX_ROOT_IMAGE) exists"; \
-	else tools/build-rootfs $(NGINX_ROOT_IMAGE) forky nginx; fi
+.PHONY: root-edge-image
+root-edge-image: ## Build the edge's root (nginx and HAProxy from Debian trixie) offline with debootstrap (once)
+	@if [[ "$(EDGE_ROOT_IMAGE)" != "$(DEFAULT_EDGE_ROOT_IMAGE)" ]]; then echo "using $(EDGE_ROOT_IMAGE)"; \
+	elif docker image inspect $(EDGE_ROOT_IMAGE) >/dev/null 2>&1; then echo "$(EDGE_ROOT_IMAGE) exists"; \
+	else SOURCE_DATE_EPOCH=$(EDGE_ROOT_EPOCH) DEBIAN_LOCK=$(EDGE_DEBIAN_LOCK) \
+	  tools/build-rootfs $(EDGE_ROOT_IMAGE) trixie $(EDGE_PACKAGES); fi
 
 .PHONY: root-haproxy-image
 root-haproxy-image: ## Build a root with Debian's HAProxy (the bench's side-by-side edge) offline with debootstrap (once)
@@ -56,8 +58,8 @@ swarm-node-image: root-node-image ## Build shared-core/swarm-node:<version>: a D
 	@docker build --quiet --tag $(NODE_IMAGE) --build-arg ROOT_IMAGE=$(NODE_ROOT_IMAGE) compose/swarm-node >/dev/null
 
 .PHONY: proxy
-proxy: root-nginx-image ## Build the edge proxy image shared-core/proxy:<version> (what Compose builds too)
-	docker build --tag $(PROXY_IMAGE) --build-arg ROOT_IMAGE=$(NGINX_ROOT_IMAGE) --build-arg VERSION=$(VERSION) proxy
+proxy: root-edge-image ## Build the edge proxy image shared-core/proxy:<version> (what Compose builds too)
+	docker build --tag $(PROXY_IMAGE) --build-arg ROOT_IMAGE=$(EDGE_ROOT_IMAGE) --build-arg VERSION=$(VERSION) proxy
 
 .PHONY: lock
 lock: venv ## Re-lock base-image/requirements.in (hashes, for Python 3.13 on Linux x86_64)
@@ -82,8 +84,10 @@ root-image: ## Build the Debian trixie root image offline with debootstrap (once
 	else SOURCE_DATE_EPOCH=$(ROOT_EPOCH) DEBIAN_LOCK=$(DEBIAN_LOCK) tools/build-rootfs $(ROOT_IMAGE) trixie; fi
 
 .PHONY: lock-debian
-lock-debian: ## Rebuild the base's Debian root from the mirror as it is now and write its versions to DEBIAN_LOCK
+lock-debian: ## Rebuild the base's and the edge's Debian roots from the mirror as it is now and write their versions to the locks
 	SOURCE_DATE_EPOCH=$(ROOT_EPOCH) DEBIAN_LOCK=$(DEBIAN_LOCK) DEBIAN_LOCK_UPDATE=1 tools/build-rootfs $(DEFAULT_ROOT_IMAGE) trixie
+	SOURCE_DATE_EPOCH=$(EDGE_ROOT_EPOCH) DEBIAN_LOCK=$(EDGE_DEBIAN_LOCK) DEBIAN_LOCK_UPDATE=1 \
+	  tools/build-rootfs $(DEFAULT_EDGE_ROOT_IMAGE) trixie $(EDGE_PACKAGES)
 
 .PHONY: base
 base: root-image wheelhouse dist ## Build the base image shared-core/base:<version> (all the stack needs)
@@ -99,9 +103,12 @@ sbom: base ## The base image's software bill of materials (CycloneDX JSON, as ba
 	docker run --rm --entrypoint cat $(BASE_IMAGE) /usr/share/doc/shared-core/sbom.json > build/sbom.json
 	@$(BIN)/python -c 'import json; b = json.load(open("build/sbom.json")); print("build/sbom.json:", len(b["components"]), "components")'
 
+.PHONY: postgres
+postgres: root-postgres-image ## Build the stack's PostgreSQL image shared-core/postgres:<version>
+	@docker build --quiet --tag $(POSTGRES_IMAGE) --build-arg ROOT_IMAGE=$(POSTGRES_ROOT_IMAGE) compose/postgres
+
 .PHONY: images
-images: base proxy root-postgres-image ## Build every image the Swarm stack runs: the services FROM the base, PostgreSQL
+images: base proxy postgres ## Build every image the Swarm stack runs: the services FROM the base, PostgreSQL
 	@for s in $(SERVICES); do \
 	  docker build --quiet --tag shared-core/$$s:$(VERSION) $(if $(SERVICE_BASE),--build-arg BASE_IMAGE=$(SERVICE_BASE)) \
 	    services/$$s; done
-	@docker build --quiet --tag shared-core/postgres:$(VERSION) --build-arg ROOT_IMAGE=$(POSTGRES_ROOT_IMAGE) compose/postgres

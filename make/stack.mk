@@ -13,7 +13,7 @@ stack-secrets: compose/.env
 # The base and the edge's root are independent: `up` builds them side by side on two cores.
 .PHONY: up
 up: stack-secrets ## Build what is missing and run the services (DB=postgres: PostgreSQL)
-	@$(MAKE) --no-print-directory -j2 --output-sync=target base root-nginx-image \
+	@$(MAKE) --no-print-directory -j2 --output-sync=target base root-edge-image \
 	  $(if $(filter postgres,$(DB)),root-postgres-image)
 	$(STACK) build
 	$(STACK) up -d

@@ -19,18 +19,19 @@ test-unit-postgres: venv ## shared_core's and the services' unit tests on a thro
 	tools/with-postgres bash -c '$(PYTEST) --junitxml=$(RESULTS)/unit-postgres.xml && $(MAKE) --no-print-directory test-services PG=1'
 
 .PHONY: test-image
-test-image: venv ## Base and proxy image contract tests (builds them): a child image FROM the base, a local registry
+test-image: venv ## The shipped images' contract tests (builds them): a child image FROM the base, a local registry, Debian stable only
 	@mkdir -p $(RESULTS)
 	@$(require_docker); \
-	$(MAKE) --no-print-directory base base-dev proxy; \
-	SHARED_CORE_BASE_IMAGE=$(BASE_IMAGE) SHARED_CORE_PROXY_IMAGE=$(PROXY_IMAGE) ROOT_IMAGE=$(ROOT_IMAGE) \
+	$(MAKE) --no-print-directory base base-dev proxy postgres; \
+	SHARED_CORE_BASE_IMAGE=$(BASE_IMAGE) SHARED_CORE_PROXY_IMAGE=$(PROXY_IMAGE) SHARED_CORE_POSTGRES_IMAGE=$(POSTGRES_IMAGE) \
+	  ROOT_IMAGE=$(ROOT_IMAGE) \
 	  tools/with-registry $(PYTEST) tests/image -p no:django -W ignore::pytest.PytestConfigWarning --junitxml=$(RESULTS)/image.xml
 
 .PHONY: test-integration
 test-integration: venv ## The cross-container suite: pytest-docker runs the stack and injects real faults
 	@mkdir -p $(RESULTS)
 	@$(require_docker); \
-	$(MAKE) --no-print-directory base root-nginx-image $(if $(filter postgres,$(DB)),root-postgres-image); \
+	$(MAKE) --no-print-directory base root-edge-image $(if $(filter postgres,$(DB)),root-postgres-image); \
 	DB=$(DB) SHARED_CORE_BASE_IMAGE=$(BASE_IMAGE) $(PYTEST) $(INTEGRATION_TESTS) -p no:django -p shared_core.pytest_plugin \
 	  -W ignore::pytest.PytestConfigWarning \
 	  --junitxml=$(RESULTS)/integration-$(DB).xml $(PYTEST_ARGS)
@@ -85,9 +86,11 @@ test-services: venv ## Each service's own unit tests (Django test client, no Doc
 	done
 
 .PHONY: verify-reproducible
-verify-reproducible: venv wheelhouse ## Build the wheel, the Debian root and the base twice from this tree; their digests must match
+verify-reproducible: venv wheelhouse ## Build the wheel, the Debian roots and the base twice from this tree; their digests must match
 	@$(require_docker)
-	SOURCE_DATE_EPOCH=$(SOURCE_DATE_EPOCH) ROOT_EPOCH=$(ROOT_EPOCH) DEBIAN_LOCK=$(DEBIAN_LOCK) tools/verify-reproducible
+	SOURCE_DATE_EPOCH=$(SOURCE_DATE_EPOCH) ROOT_EPOCH=$(ROOT_EPOCH) DEBIAN_LOCK=$(DEBIAN_LOCK) \
+	  EDGE_ROOT_EPOCH=$(EDGE_ROOT_EPOCH) EDGE_DEBIAN_LOCK=$(EDGE_DEBIAN_LOCK) EDGE_PACKAGES=$(EDGE_PACKAGES) \
+	  tools/verify-reproducible
 
 .PHONY: test-swarm-nodes
 test-swarm-nodes: venv ## A 3-node swarm under load: spread, drain, rollout, a lost node, a lost leader, the database's node

@@ -1,9 +1,10 @@
 """The hung-neighbour scenario, for any stack: 12 clients create tickets (each create asks user-service about its
-requester), 4 read one ticket (which asks nobody), while user-service hangs. The Compose suite runs it."""
+requester), 4 read one ticket (which asks nobody), while user-service hangs. The Compose and Swarm suites run it."""
 
 from __future__ import annotations
 
 import threading
+from collections import Counter
 from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
@@ -67,6 +68,12 @@ def hung_neighbour(
                 if response.status_code == 503:
                     stop.wait(min(float(response.headers.get("Retry-After", 0)), MAX_BACKOFF))
 
+    def tally() -> dict[str, Counter[object]]:  # what the clients got so far, for a failure's message
+        creates = Counter(
+            f"{r.status_code} {r.text[:80]}" if isinstance(r, requests.Response) else r for r in list(seen.creates)
+        )
+        return {"reads": Counter(seen.reads), "creates": creates}
+
     def circuit_opened() -> bool:
         return any(
             isinstance(r, requests.Response) and r.status_code == 503 and "circuit" in r.json()["detail"]
@@ -79,9 +86,11 @@ def hung_neighbour(
         for thread in threads:
             thread.start()
         try:
-            eventually(circuit_opened, 60, "a create refused by ticket-service's open circuit to user-service")
+            eventually(circuit_opened, 60, "a create refused by ticket-service's open circuit to user-service", tally)
             opened_at = len(seen.reads)
-            eventually(lambda: len(seen.reads) >= opened_at + READS_AFTER_OPEN, 30, "reads while user-service hangs")
+            eventually(
+                lambda: len(seen.reads) >= opened_at + READS_AFTER_OPEN, 30, "reads while user-service hangs", tally
+            )
         finally:
             stop.set()
             for thread in threads:
@@ -94,7 +103,7 @@ def assert_the_fleet_held(seen: Seen) -> None:
     (never an error status); every create answered 503 or 504; the 503s JSON upstream_unavailable with
     Retry-After. Without the guards, reads stop altogether."""
     not_ok = [r for r in seen.reads if r != 200]
-    assert all(isinstance(r, str) for r in not_ok), f"reads answered an error status: {not_ok[:5]}"
+    assert all(isinstance(r, str) for r in not_ok), f"reads answered an error status: {Counter(not_ok)}"
     assert len(not_ok) <= (1 - MIN_ANSWERED) * len(seen.reads), f"{len(not_ok)} of {len(seen.reads)} reads failed"
     answered = [r for r in seen.creates if isinstance(r, requests.Response)]
     unanswered = [r for r in seen.creates if isinstance(r, str)]

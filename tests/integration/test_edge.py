@@ -16,6 +16,7 @@ import pytest
 import requests
 
 from devstack import ROOT, SERVICES
+from shared_core.pytest_plugin import eventually
 from tests.integration.conftest import API_PATHS
 from tests.rawhttp import exchange
 
@@ -190,3 +191,46 @@ def test_docker_stop_of_the_proxy_lets_a_slow_upload_finish(stack):
     assert b" 201 " in status_line, response[:300]
     proxy.reload()
     assert proxy.attrs["State"]["ExitCode"] == 0
+
+
+#: The edge's default PROXY_REPLICA_MAXCONN and PROXY_QUEUE_TIMEOUT.
+MAX_CONNS, QUEUE_TIMEOUT = 8, 5.0
+#: Requests sent to the hung service: more than the edge lets it hold (its checked replica's slots and, once that
+#: fails its checks, the same replica's as an unchecked backup: Envoy's panic mode).
+ASKED = 4 * MAX_CONNS
+
+
+def test_a_hung_service_holds_a_bounded_number_of_requests_and_the_rest_are_shed(stack):
+    """user-service paused: of 32 requests the edge lets it hold at most 2 x PROXY_REPLICA_MAXCONN and answers the
+    rest JSON 503 with Retry-After within the queue timeout, while it still hangs; unpaused, the held ones are
+    answered."""
+    url = stack.url("user-service") + "/api/users/"
+    answers: list[requests.Response | str] = []
+
+    def ask() -> None:
+        try:
+            answers.append(requests.get(url, headers=stack.auth, timeout=60))
+        except requests.RequestException as exc:
+            answers.append(type(exc).__name__)
+
+    threads = [threading.Thread(target=ask) for _ in range(ASKED)]
+    with stack.paused("user-service"):
+        for thread in threads:
+            thread.start()
+        shed_at_least = ASKED - 2 * MAX_CONNS
+        eventually(lambda: len(answers) >= shed_at_least, 60, "requests shed while user-service hangs", lambda: answers)
+        more = requests.get(url, headers=stack.auth, timeout=QUEUE_TIMEOUT + ANSWER_WITHIN)
+        shed = list(answers)
+    for thread in threads:
+        thread.join(timeout=60)
+    for refused in (*shed, more):
+        assert isinstance(refused, requests.Response) and refused.status_code == 503, refused
+        assert refused.json()["error"] == "unavailable" and refused.headers["Retry-After"] == "1"
+        assert refused.headers["X-Request-ID"] == refused.json()["request_id"]
+    held = [r.status_code if isinstance(r, requests.Response) else r for r in answers[len(shed) :]]
+    assert len(held) <= 2 * MAX_CONNS, answers
+    # One held request may have gone on a kept-alive connection that gunicorn, resumed, counts as idle past its
+    # keep-alive (the pause included) and closes unread: the edge answers that one its JSON 502 (docs: The edge).
+    assert held.count(200) >= len(held) - 1 and set(held) <= {200, 502}, answers[len(shed) :]
+    for failed in answers[len(shed) :]:
+        assert isinstance(failed, requests.Response) and (failed.ok or failed.json()["error"] == "bad_gateway")

@@ -1,14 +1,22 @@
 """The Swarm stack under rollouts and faults, with a client loop on the overlay network.
 
 The tests share one stack and run in this order: a rollout from N to N+1, a rollback by hand to N, a broken
-rollout that Swarm rolls back, the loss of a replica and of a worker, and a database restart.
+rollout that Swarm rolls back, the loss of a replica and of a worker, a hung replica, a hung neighbour, and a
+database restart.
 """
 
 from __future__ import annotations
 
+import contextlib
+import threading
+from collections.abc import Iterator
+
+import docker
 import requests
+from docker.models.containers import Container
 
 from shared_core.pytest_plugin import eventually
+from tests.fleet import assert_the_fleet_held, hung_neighbour
 from tests.swarm.conftest import ROLLED, SWARM_WAIT, Release, Swarm, wait_converged
 
 
@@ -129,6 +137,94 @@ def test_a_killed_replica_and_a_killed_worker_fail_no_request_and_the_held_task_
         ticket,
     )
     assert rows == ["1"], f"the held delivery was stored {rows} times"
+
+
+def unpause(container: Container) -> None:
+    """Resume ``container``, unless Swarm replaced it as unhealthy while it was paused."""
+    with contextlib.suppress(docker.errors.APIError):
+        container.unpause()
+
+
+#: A read of one page of tickets takes milliseconds; one sent to a hung replica waits until the client gives up.
+READ_TIMEOUT = 5.0
+#: Reads through the edge while one ticket-service replica hangs.
+READS_WHILE_HUNG = 1500
+
+
+def test_a_hung_replica_is_routed_around_by_the_edge(swarm):
+    """One of ticket-service's two replicas paused: of 1500 reads through the edge by 4 clients, at least 99% are
+    answered 200 (the hung replica holds a few until they time out); afterwards the service converges again."""
+    wait_converged(swarm, "ticket-service")
+    url = swarm.url("ticket-service", "/api/tickets/?limit=1")
+    stop = threading.Event()
+    reads: list[int | str] = []
+
+    def reader() -> None:
+        with requests.Session() as session:
+            while not stop.is_set():
+                try:
+                    reads.append(session.get(url, headers=swarm.auth, timeout=READ_TIMEOUT).status_code)
+                except requests.RequestException as exc:
+                    reads.append(type(exc).__name__)
+
+    victim = swarm.containers("ticket-service")[0]
+    threads = [threading.Thread(target=reader) for _ in range(4)]
+    victim.pause()
+    try:
+        for thread in threads:
+            thread.start()
+        eventually(lambda: len(reads) >= READS_WHILE_HUNG, SWARM_WAIT, f"{READS_WHILE_HUNG} reads", lambda: len(reads))
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join()
+        unpause(victim)
+    failed = [r for r in reads if r != 200]
+    assert len(failed) <= 0.01 * len(reads), f"{len(failed)} of {len(reads)} reads failed: {failed[:10]}"
+    wait_converged(swarm, "ticket-service")
+
+
+@contextlib.contextmanager
+def paused(swarm: Swarm, name: str) -> Iterator[None]:
+    """Every replica of ``name`` paused inside the block; one Swarm replaced as unhealthy meanwhile is let be."""
+
+    with contextlib.ExitStack() as resumed:
+        for container in swarm.containers(name):
+            container.pause()
+            resumed.callback(unpause, container)
+        yield
+
+
+def test_a_hung_neighbour_leaves_unrelated_reads_fast_and_its_callers_fail_fast(swarm):
+    """As on Compose: both user-service replicas paused, 12 clients creating tickets through the edge get JSON 503s,
+    soon from the open circuit, while 4 clients reading a ticket keep being answered; afterwards creates work."""
+    requester = swarm.new_user()
+    body = {"title": "t", "requester_id": requester}
+    ticket = requests.post(swarm.url("ticket-service", "/api/tickets/"), json=body, headers=swarm.auth, timeout=30)
+    assert ticket.status_code == 201, ticket.text
+    deadline = float(swarm.env["HTTP_CLIENT_DEADLINE"])
+    seen = hung_neighbour(
+        swarm.url("ticket-service", f"/api/tickets/{ticket.json()['id']}/"),
+        swarm.url("ticket-service", "/api/tickets/"),
+        body,
+        swarm.auth,
+        lambda: paused(swarm, "user-service"),
+        read_timeout=deadline * 2 / 3,
+        # A create may wait its turn at the edge (up to PROXY_QUEUE_TIMEOUT, 5 s) and then its deadline.
+        create_timeout=deadline + 5 + 5,
+    )
+    assert_the_fleet_held(seen)
+    wait_converged(swarm, "user-service")
+    eventually(
+        lambda: (
+            requests.post(
+                swarm.url("ticket-service", "/api/tickets/"), json=body, headers=swarm.auth, timeout=30
+            ).status_code
+            == 201
+        ),
+        SWARM_WAIT,
+        "a create passing again",
+    )
 
 
 def test_a_database_restart_drops_readiness_and_restarts_no_replica(swarm):

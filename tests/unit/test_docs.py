@@ -154,3 +154,22 @@ def _resolves(name: str) -> bool:
 def test_the_readme_is_a_front_door():
     """README.md stays under 200 lines; the detail lives in docs/."""
     assert len((ROOT / "README.md").read_text().splitlines()) < 200
+
+
+#: Start scripts whose ``: "${NAME:=default}"`` lines are settings, each with its row in the configuration table.
+START_SCRIPTS = [ROOT / "proxy" / "bin" / "proxy-start"]
+SCRIPT_DEFAULT = re.compile(r'^: "\$\{(?P<name>[A-Z0-9_]+):=(?P<default>[^$}]*)\}"', re.M)
+
+
+@pytest.mark.parametrize("script", START_SCRIPTS, ids=lambda path: path.name)
+def test_every_start_script_setting_is_in_the_configuration_table_with_its_default(script):
+    """Each variable a start script defaults has a row in the configuration table that names it and its default."""
+    table = (ROOT / "docs" / "operating" / "configuration.md").read_text()
+    rows = [line for line in table.splitlines() if line.startswith("|")]
+    missing = []
+    for match in SCRIPT_DEFAULT.finditer(script.read_text()):
+        name, default = match["name"], match["default"]
+        naming = [row.split("|") for row in rows if f"`{name}`" in row.split("|")[1]]
+        if not any(f"`{default}`" in cells[3] and script.name in cells[2] for cells in naming):
+            missing.append(f"{name}={default}")
+    assert not missing, f"not in docs/operating/configuration.md with their defaults: {missing}"
