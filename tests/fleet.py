@@ -14,6 +14,8 @@ import requests
 
 from shared_core.pytest_plugin import eventually
 
+#: The edge's PROXY_QUEUE_TIMEOUT: a request may wait this long for its turn at a replica, then its deadline runs.
+EDGE_QUEUE_TIMEOUT = 5.0
 #: A client that gets 503 with Retry-After waits that long, but no longer than this (the test stays short).
 MAX_BACKOFF = 1.0
 #: Reads after the first create refused by the open circuit: enough to show the reads keep going.

@@ -17,6 +17,7 @@ import requests
 
 from devstack import ROOT, SERVICES
 from shared_core.pytest_plugin import eventually
+from tests.fleet import EDGE_QUEUE_TIMEOUT
 from tests.integration.conftest import API_PATHS
 from tests.rawhttp import exchange
 
@@ -193,8 +194,8 @@ def test_docker_stop_of_the_proxy_lets_a_slow_upload_finish(stack):
     assert proxy.attrs["State"]["ExitCode"] == 0
 
 
-#: The edge's default PROXY_REPLICA_MAXCONN and PROXY_QUEUE_TIMEOUT.
-MAX_CONNS, QUEUE_TIMEOUT = 8, 5.0
+#: The edge's default PROXY_REPLICA_MAXCONN.
+MAX_CONNS = 8
 #: Requests sent to the hung service: more than the edge lets it hold (its checked replica's slots and, once that
 #: fails its checks, the same replica's as an unchecked backup: Envoy's panic mode).
 ASKED = 4 * MAX_CONNS
@@ -219,7 +220,7 @@ def test_a_hung_service_holds_a_bounded_number_of_requests_and_the_rest_are_shed
             thread.start()
         shed_at_least = ASKED - 2 * MAX_CONNS
         eventually(lambda: len(answers) >= shed_at_least, 60, "requests shed while user-service hangs", lambda: answers)
-        more = requests.get(url, headers=stack.auth, timeout=QUEUE_TIMEOUT + ANSWER_WITHIN)
+        more = requests.get(url, headers=stack.auth, timeout=EDGE_QUEUE_TIMEOUT + ANSWER_WITHIN)
         shed = list(answers)
     for thread in threads:
         thread.join(timeout=60)

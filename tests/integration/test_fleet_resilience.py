@@ -9,7 +9,7 @@ import uuid
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.fleet import assert_the_fleet_held, hung_neighbour
+from tests.fleet import EDGE_QUEUE_TIMEOUT, assert_the_fleet_held, hung_neighbour
 from tests.integration.conftest import CLIENT_DEADLINE, MARGIN, eventually
 from tests.integration.test_resilience import make_user
 
@@ -89,7 +89,7 @@ def test_a_hung_neighbour_leaves_unrelated_reads_fast_and_its_callers_fail_fast(
         stack.auth,
         lambda: stack.paused("user-service"),
         read_timeout=READ_TIMEOUT,
-        create_timeout=CLIENT_DEADLINE + MARGIN * 2,
+        create_timeout=EDGE_QUEUE_TIMEOUT + CLIENT_DEADLINE + MARGIN * 2,  # its turn at the edge, then its deadline
     )
     assert_the_fleet_held(seen)
     circuits_closed(stack, "ticket-service", "user-service:8000", requester)

@@ -16,7 +16,7 @@ import requests
 from docker.models.containers import Container
 
 from shared_core.pytest_plugin import eventually
-from tests.fleet import assert_the_fleet_held, hung_neighbour
+from tests.fleet import EDGE_QUEUE_TIMEOUT, assert_the_fleet_held, hung_neighbour
 from tests.swarm.conftest import ROLLED, SWARM_WAIT, Release, Swarm, wait_converged
 
 
@@ -210,8 +210,7 @@ def test_a_hung_neighbour_leaves_unrelated_reads_fast_and_its_callers_fail_fast(
         swarm.auth,
         lambda: paused(swarm, "user-service"),
         read_timeout=deadline * 2 / 3,
-        # A create may wait its turn at the edge (up to PROXY_QUEUE_TIMEOUT, 5 s) and then its deadline.
-        create_timeout=deadline + 5 + 5,
+        create_timeout=EDGE_QUEUE_TIMEOUT + deadline + 5,  # its turn at the edge, then its deadline
     )
     assert_the_fleet_held(seen)
     wait_converged(swarm, "user-service")
