@@ -1,5 +1,5 @@
 """The hung-neighbour scenario, for any stack: 12 clients create tickets (each create asks user-service about its
-requester), 4 read one ticket (which asks nobody), while user-service hangs. The Compose and Swarm suites run it."""
+requester), 4 read one ticket (which asks nobody), while user-service hangs. The Compose suite runs it."""
 
 from __future__ import annotations
 

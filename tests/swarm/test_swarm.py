@@ -1,22 +1,19 @@
 """The Swarm stack under rollouts and faults, with a client loop on the overlay network.
 
 The tests share one stack and run in this order: a rollout from N to N+1, a rollback by hand to N, a broken
-rollout that Swarm rolls back, the loss of a replica and of a worker, a hung replica, a hung neighbour, and a
-database restart.
+rollout that Swarm rolls back, the loss of a replica and of a worker, a hung replica, and a database restart.
 """
 
 from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Iterator
 
 import docker
 import requests
 from docker.models.containers import Container
 
 from shared_core.pytest_plugin import eventually
-from tests.fleet import EDGE_QUEUE_TIMEOUT, assert_the_fleet_held, hung_neighbour
 from tests.swarm.conftest import ROLLED, SWARM_WAIT, Release, Swarm, wait_converged
 
 
@@ -182,48 +179,6 @@ def test_a_hung_replica_is_routed_around_by_the_edge(swarm):
     failed = [r for r in reads if r != 200]
     assert len(failed) <= 0.01 * len(reads), f"{len(failed)} of {len(reads)} reads failed: {failed[:10]}"
     wait_converged(swarm, "ticket-service")
-
-
-@contextlib.contextmanager
-def paused(swarm: Swarm, name: str) -> Iterator[None]:
-    """Every replica of ``name`` paused inside the block; one Swarm replaced as unhealthy meanwhile is let be."""
-
-    with contextlib.ExitStack() as resumed:
-        for container in swarm.containers(name):
-            container.pause()
-            resumed.callback(unpause, container)
-        yield
-
-
-def test_a_hung_neighbour_leaves_unrelated_reads_fast_and_its_callers_fail_fast(swarm):
-    """As on Compose: both user-service replicas paused, 12 clients creating tickets through the edge get JSON 503s,
-    soon from the open circuit, while 4 clients reading a ticket keep being answered; afterwards creates work."""
-    requester = swarm.new_user()
-    body = {"title": "t", "requester_id": requester}
-    ticket = requests.post(swarm.url("ticket-service", "/api/tickets/"), json=body, headers=swarm.auth, timeout=30)
-    assert ticket.status_code == 201, ticket.text
-    deadline = float(swarm.env["HTTP_CLIENT_DEADLINE"])
-    seen = hung_neighbour(
-        swarm.url("ticket-service", f"/api/tickets/{ticket.json()['id']}/"),
-        swarm.url("ticket-service", "/api/tickets/"),
-        body,
-        swarm.auth,
-        lambda: paused(swarm, "user-service"),
-        read_timeout=deadline * 2 / 3,
-        create_timeout=EDGE_QUEUE_TIMEOUT + deadline + 5,  # its turn at the edge, then its deadline
-    )
-    assert_the_fleet_held(seen)
-    wait_converged(swarm, "user-service")
-    eventually(
-        lambda: (
-            requests.post(
-                swarm.url("ticket-service", "/api/tickets/"), json=body, headers=swarm.auth, timeout=30
-            ).status_code
-            == 201
-        ),
-        SWARM_WAIT,
-        "a create passing again",
-    )
 
 
 def test_a_database_restart_drops_readiness_and_restarts_no_replica(swarm):
