@@ -18,6 +18,8 @@ pytestmark = pytest.mark.docker
 #: The supported release: Debian 13, with security support until 2028.
 RELEASE = "trixie"
 SUPPORTED_SUITES = {RELEASE, f"{RELEASE}-updates", f"{RELEASE}-security", f"{RELEASE}-backports"}
+#: /etc/debian_version of a trixie point release; testing and unstable write "<name>/sid".
+STABLE_VERSION = re.compile(r"13\.\d+\n")
 #: Each shipped image, by the variable `make test-image` names it with, and the lock of the root it is built on.
 IMAGES = {
     "SHARED_CORE_BASE_IMAGE": ROOT / "tools" / "debian-trixie.lock",
@@ -44,8 +46,7 @@ def suites(sources: str) -> set[str]:
 
 def locked(lock: Path) -> dict[str, str]:
     """Package to version, from a lock tools/build-rootfs wrote."""
-    lines = (line.split() for line in lock.read_text().splitlines() if line and not line.startswith("#"))
-    return dict((name, version) for name, version in lines)
+    return dict(line.split() for line in lock.read_text().splitlines() if line and not line.startswith("#"))
 
 
 @pytest.mark.parametrize("variable", sorted(IMAGES))
@@ -57,7 +58,7 @@ def test_each_shipped_image_holds_only_packages_of_debian_stable(docker_client: 
         pytest.fail(f"{variable} is not set: run the image tests with `make test-image`")
     output = docker_client.containers.run(image, ["sh", "-c", REPORT], entrypoint=[], remove=True).decode()
     debian_version, os_release, sources, packages = output.split("#\n")
-    assert re.fullmatch(r"13\.\d+\n", debian_version), f"{image}: /etc/debian_version is {debian_version!r}"
+    assert STABLE_VERSION.fullmatch(debian_version), f"{image}: /etc/debian_version is {debian_version!r}"
     assert f"VERSION_CODENAME={RELEASE}\n" in os_release, f"{image}: {os_release}"
     assert suites(sources) <= SUPPORTED_SUITES, f"{image}: apt sources name {suites(sources) - SUPPORTED_SUITES}"
     if (lock := IMAGES[variable]) is not None:
@@ -74,4 +75,4 @@ def test_the_check_tells_a_testing_suite_from_stable():
         "trixie",
         "trixie-updates",
     }
-    assert not re.fullmatch(r"13\.\d+\n", "forky/sid\n")
+    assert not STABLE_VERSION.fullmatch("forky/sid\n") and STABLE_VERSION.fullmatch("13.8\n")
